@@ -1,0 +1,54 @@
+"""Writes that never leave a half-written file and never replace an output unless asked to."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+class OutputExistsError(FileExistsError):
+    """The target exists and `overwrite` was not given."""
+
+
+def check_writable(path: str | Path, overwrite: bool) -> Path:
+    """Return `path` as a Path; raise OutputExistsError if it exists and `overwrite` is False."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it.
+
+    The temporary name keeps the suffix so writers that dispatch on it (cv2.imwrite, np.savez) still work.
+    """
+    path = check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = False) -> Path:
+    """Write `data` to `path` atomically."""
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_with(path: str | Path, writer: Callable[[Path], object], overwrite: bool = False) -> Path:
+    """Call `writer(tmp_path)` and atomically move the result to `path`."""
+    with atomic_path(path, overwrite) as tmp:
+        writer(tmp)
+    return Path(path)

@@ -1,0 +1,217 @@
+"""The batched, differentiable MANO layer (linear blend skinning) and its output dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from hands.mano.joints import TIP_VERTEX_IDS, joint_permutation
+from hands.mano.model_file import ManoModelData
+
+PoseConvention = Literal["flat", "mean_relative"]
+
+
+@dataclass
+class ManoOutput:
+    """Result of a MANO forward pass (meters, the model's world frame, `transl` applied).
+
+    vertices (B,V,3); joints (B,21,3) in the canonical order (wrist, thumb CMC..tip, index, middle, ring, pinky);
+    kinematic_joints (B,16,3) MANO's posed joints in MANO order; joint_transforms (B,16,4,4) the world pose of
+    each joint frame; full_pose (B,48) axis-angle in the flat-hand convention; betas (B,S).
+    """
+
+    vertices: Tensor
+    joints: Tensor
+    kinematic_joints: Tensor
+    joint_transforms: Tensor
+    full_pose: Tensor
+    betas: Tensor
+
+
+def kinematic_levels(parents: Sequence[int]) -> list[list[int]]:
+    """Group joints by depth in the tree (the root alone first), so each level is one batched matmul."""
+    depth = [0] * len(parents)
+    for j, p in enumerate(parents):
+        depth[j] = 0 if p < 0 else depth[p] + 1
+    return [[j for j in range(len(parents)) if depth[j] == d] for d in range(max(depth) + 1)]
+
+
+def forward_kinematics(
+    rot_mats: Tensor, rest_joints: Tensor, parents: Sequence[int], levels: list[list[int]] | None = None
+) -> tuple[Tensor, Tensor]:
+    """Pose a kinematic tree.
+
+    rot_mats (B,J,3,3) local rotations (joint 0's is the global orientation, about joint 0); rest_joints (B,J,3).
+    Returns posed joint positions (B,J,3) and world rotations of the joint frames (B,J,3,3).
+    """
+    if rot_mats.shape[:-2] != rest_joints.shape[:-1]:
+        raise ValueError(f"forward_kinematics: rot_mats {tuple(rot_mats.shape)} and rest_joints {tuple(rest_joints.shape)} disagree")
+    levels = levels or kinematic_levels(parents)
+    parents_t = torch.as_tensor(list(parents), device=rest_joints.device)
+    offsets = rest_joints - rest_joints[:, parents_t.clamp_min(0)]
+    world_rot = [None] * len(parents)
+    world_pos = [None] * len(parents)
+    root = levels[0][0]
+    world_rot[root] = rot_mats[:, root]
+    world_pos[root] = rest_joints[:, root]
+    for level in levels[1:]:
+        par = [parents[j] for j in level]
+        parent_rot = torch.stack([world_rot[p] for p in par], dim=1)
+        parent_pos = torch.stack([world_pos[p] for p in par], dim=1)
+        rot = parent_rot @ rot_mats[:, level]
+        pos = (parent_rot @ offsets[:, level].unsqueeze(-1)).squeeze(-1) + parent_pos
+        for k, j in enumerate(level):
+            world_rot[j], world_pos[j] = rot[:, k], pos[:, k]
+    return torch.stack(world_pos, dim=1), torch.stack(world_rot, dim=1)
+
+
+class ManoLayer(nn.Module):
+    """MANO as a torch module. Build it with `hands.mano.build_mano`.
+
+    pose_convention: "flat" means hand_pose is the articulation itself (zero = flat open hand); "mean_relative"
+    means hand_pose is relative to the model's `hands_mean` (smplx's default, InterHand2.6M NeuralAnnot poses).
+    use_pca: hand_pose holds `num_pca_comps` PCA coefficients instead of 45 axis-angle values.
+    """
+
+    def __init__(
+        self,
+        model: ManoModelData,
+        *,
+        pose_convention: PoseConvention,
+        use_pca: bool = False,
+        num_pca_comps: int = 45,
+        fix_left_shapedirs: bool = True,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if pose_convention not in ("flat", "mean_relative"):
+            raise ValueError(f"pose_convention must be 'flat' or 'mean_relative', got {pose_convention!r}")
+        n_comps_available = model.hands_components.shape[0]
+        if use_pca and not 1 <= num_pca_comps <= n_comps_available:
+            raise ValueError(f"num_pca_comps must be in 1..{n_comps_available}, got {num_pca_comps}")
+        if model.side == "left" and fix_left_shapedirs:
+            model = model.with_left_shapedirs_fix()
+        self.side = model.side
+        self.is_builtin = model.is_builtin
+        self.source = model.source
+        self.pose_convention = pose_convention
+        self.use_pca = use_pca
+        self.num_pca_comps = num_pca_comps if use_pca else 45
+        self.num_betas = model.shapedirs.shape[-1]
+        self.parents = [int(p) for p in model.parents]
+        self.levels = kinematic_levels(self.parents)
+        self.tip_vertex_ids = TIP_VERTEX_IDS[model.side]
+        if model.num_vertices <= max(self.tip_vertex_ids):
+            raise ValueError(f"{model.source}: {model.num_vertices} vertices, too few for the tip ids {self.tip_vertex_ids}")
+        V = model.num_vertices
+
+        def buf(name: str, value: np.ndarray) -> None:
+            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(value), dtype=dtype), persistent=False)
+
+        buf("v_template", model.v_template)
+        buf("shapedirs", model.shapedirs.reshape(V * 3, -1).T)  # (S, V*3)
+        buf("joint_template", model.J_regressor @ model.v_template)  # (16,3)
+        buf("joint_shapedirs", np.einsum("jv,vcs->sjc", model.J_regressor, model.shapedirs).reshape(self.num_betas, 48))
+        self.has_posedirs = bool(np.any(model.posedirs != 0))
+        buf("posedirs", model.posedirs.reshape(V * 3, 135).T if self.has_posedirs else np.zeros((0, 0)))
+        buf("weights", model.weights)
+        buf("hand_components", model.hands_components[: self.num_pca_comps])
+        buf("hands_mean", model.hands_mean)
+        self.register_buffer("faces", torch.as_tensor(model.faces, dtype=torch.long), persistent=False)
+        self._canonical_from_mano = list(joint_permutation("mano", "canonical"))
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.v_template.shape[0])
+
+    def extra_repr(self) -> str:
+        return (f"side={self.side}, vertices={self.num_vertices}, pose_convention={self.pose_convention}, "
+                f"use_pca={self.use_pca}, num_pca_comps={self.num_pca_comps}, builtin={self.is_builtin}")
+
+    def _as_batch(self, name: str, value: Tensor | None, width: int, batch: int | None) -> Tensor | None:
+        if value is None:
+            return None
+        value = torch.as_tensor(value, dtype=self.v_template.dtype, device=self.v_template.device)
+        if value.dim() == 1:
+            value = value.unsqueeze(0)
+        if value.dim() != 2 or value.shape[1] != width or (batch is not None and value.shape[0] != batch):
+            want = f"({batch if batch is not None else 'B'}, {width})"
+            raise ValueError(f"MANO input '{name}' should have shape {want}, got {tuple(value.shape)}")
+        return value
+
+    def full_pose_from(self, global_orient: Tensor, hand_pose: Tensor) -> Tensor:
+        """(B,3) global orientation + hand_pose (B,45 or B,ncomps) -> (B,48) axis-angle, flat-hand convention."""
+        articulation = hand_pose @ self.hand_components if self.use_pca else hand_pose
+        if self.pose_convention == "mean_relative":
+            articulation = articulation + self.hands_mean
+        return torch.cat([global_orient, articulation], dim=1)
+
+    def forward(
+        self,
+        global_orient: Tensor | None = None,
+        hand_pose: Tensor | None = None,
+        betas: Tensor | None = None,
+        transl: Tensor | None = None,
+    ) -> ManoOutput:
+        """Pose and shape the hand. All inputs are optional and batched: global_orient (B,3) axis-angle,
+        hand_pose (B,45) axis-angle or (B,num_pca_comps) PCA coefficients, betas (B,<=S), transl (B,3) meters."""
+        given = [v for v in (global_orient, hand_pose, betas, transl) if v is not None]
+        first = torch.as_tensor(given[0]) if given else None
+        batch = 1 if first is None or first.dim() == 1 else first.shape[0]
+        dtype, device = self.v_template.dtype, self.v_template.device
+        global_orient = self._as_batch("global_orient", global_orient, 3, batch)
+        hand_pose = self._as_batch("hand_pose", hand_pose, self.num_pca_comps, batch)
+        if betas is not None:
+            betas = torch.as_tensor(betas, dtype=dtype, device=device)
+            betas = betas.unsqueeze(0) if betas.dim() == 1 else betas
+            if betas.dim() != 2 or betas.shape[0] != batch or betas.shape[1] > self.num_betas:
+                raise ValueError(f"MANO input 'betas' should have shape ({batch}, <= {self.num_betas}), got {tuple(betas.shape)}")
+            if betas.shape[1] < self.num_betas:
+                betas = torch.nn.functional.pad(betas, (0, self.num_betas - betas.shape[1]))
+        transl = self._as_batch("transl", transl, 3, batch)
+        zeros = lambda n: torch.zeros(batch, n, dtype=dtype, device=device)  # noqa: E731
+        full_pose = self.full_pose_from(
+            global_orient if global_orient is not None else zeros(3),
+            hand_pose if hand_pose is not None else zeros(self.num_pca_comps),
+        )
+        rot_mats = axis_angle_to_matrix(full_pose.view(batch, 16, 3))
+        return self.forward_rotation_matrices(rot_mats, betas if betas is not None else zeros(self.num_betas), transl, full_pose)
+
+    def forward_rotation_matrices(
+        self, rot_mats: Tensor, betas: Tensor, transl: Tensor | None = None, full_pose: Tensor | None = None
+    ) -> ManoOutput:
+        """Pose from local rotation matrices (B,16,3,3) in the flat-hand convention, betas (B,S), transl (B,3)."""
+        batch = rot_mats.shape[0]
+        if rot_mats.shape[1:] != (16, 3, 3):
+            raise ValueError(f"MANO input 'rot_mats' should have shape (B, 16, 3, 3), got {tuple(rot_mats.shape)}")
+        V = self.num_vertices
+        v_shaped = self.v_template + (betas @ self.shapedirs).view(batch, V, 3)
+        rest_joints = self.joint_template + (betas @ self.joint_shapedirs).view(batch, 16, 3)
+        if self.has_posedirs:
+            eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+            pose_feature = (rot_mats[:, 1:] - eye).reshape(batch, 135)
+            v_shaped = v_shaped + (pose_feature @ self.posedirs).view(batch, V, 3)
+        posed_joints, world_rot = forward_kinematics(rot_mats, rest_joints, self.parents, self.levels)
+        # Skinning transform of joint k maps rest space to posed space: x -> R_k x + (p_k - R_k j_k).
+        skin_t = posed_joints - (world_rot @ rest_joints.unsqueeze(-1)).squeeze(-1)
+        per_joint = torch.cat([world_rot.reshape(batch, 16, 9), skin_t], dim=-1)  # (B,16,12)
+        blended = torch.matmul(self.weights, per_joint)  # (B,V,12)
+        vertices = (blended[..., :9].view(batch, V, 3, 3) * v_shaped.unsqueeze(-2)).sum(-1) + blended[..., 9:]
+        if transl is not None:
+            vertices = vertices + transl.unsqueeze(1)
+            posed_joints = posed_joints + transl.unsqueeze(1)
+        tips = vertices[:, list(self.tip_vertex_ids)]
+        joints = torch.cat([posed_joints, tips], dim=1)[:, self._canonical_from_mano]
+        transforms = torch.zeros(batch, 16, 4, 4, dtype=vertices.dtype, device=vertices.device)
+        transforms[..., :3, :3] = world_rot
+        transforms[..., :3, 3] = posed_joints
+        transforms[..., 3, 3] = 1.0
+        if full_pose is None:
+            full_pose = matrix_to_axis_angle(rot_mats).reshape(batch, 48)
+        return ManoOutput(vertices=vertices, joints=joints, kinematic_joints=posed_joints,
+                          joint_transforms=transforms, full_pose=full_pose, betas=betas)
