@@ -14,6 +14,7 @@ from hands.mano.builtin.rig import SHAPE_NAMES, flexion_axis, pose_from_joint_an
 from hands.mano.builtin.skeleton import FINGER_CHAINS
 from hands.mano.joints import TIP_VERTEX_IDS
 from hands.mano.parts import part_labels
+from hands.mano.poses import named_hand_pose
 
 F64 = torch.float64
 
@@ -108,17 +109,9 @@ def test_shape_directions_do_what_their_names_say(right):
         assert np.abs(v - base).max() > 1e-3, name  # every direction has a visible effect
 
 
-def _fist(level=1.0):
-    angles = {}
-    for name, chain in FINGER_CHAINS.items():
-        for j, a in zip(chain, (0.4, 0.6, 0.6) if name == "thumb" else (1.5, 1.6, 1.2)):
-            angles[j] = a * level
-    return torch.tensor(pose_from_joint_angles(angles), dtype=F64)[None]
-
-
 def test_poses_change_the_hand_as_expected(right):
     rest = right()
-    fist = right(hand_pose=_fist())
+    fist = right(hand_pose=torch.tensor(named_hand_pose("fist"), dtype=F64)[None])
     palm_centre = rest.joints[0, [0, 5, 9, 13, 17]].mean(0)
     for tip in (8, 12, 16, 20):
         assert (fist.joints[0, tip] - palm_centre).norm() < 0.6 * (rest.joints[0, tip] - palm_centre).norm()

@@ -41,33 +41,48 @@ def kinematic_levels(parents: Sequence[int]) -> list[list[int]]:
     return [[j for j in range(len(parents)) if depth[j] == d] for d in range(max(depth) + 1)]
 
 
-def forward_kinematics(
-    rot_mats: Tensor, rest_joints: Tensor, parents: Sequence[int], levels: list[list[int]] | None = None
-) -> tuple[Tensor, Tensor]:
+class KinematicPlan:
+    """Index tensors for batched forward kinematics over a tree, level by level (built once per tree)."""
+
+    def __init__(self, parents: Sequence[int]) -> None:
+        self.parents = [int(p) for p in parents]
+        self.levels = kinematic_levels(self.parents)
+        position_in_level = {j: k for level in self.levels for k, j in enumerate(level)}
+        as_index = lambda values: torch.as_tensor(values, dtype=torch.long)  # noqa: E731
+        self.level_index = [as_index(level) for level in self.levels]
+        # every parent sits in the previous level: one gather per level
+        self.parent_in_previous = [as_index([position_in_level[self.parents[j]] for j in level]) for level in self.levels[1:]]
+        self.parent_index = as_index([max(p, 0) for p in self.parents])
+        order = [j for level in self.levels for j in level]
+        self.back = as_index(sorted(range(len(order)), key=order.__getitem__))
+
+    def to(self, device: torch.device) -> "KinematicPlan":
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, value.to(device))
+            elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+                setattr(self, name, [v.to(device) for v in value])
+        return self
+
+
+def forward_kinematics(rot_mats: Tensor, rest_joints: Tensor, parents: Sequence[int] | KinematicPlan) -> tuple[Tensor, Tensor]:
     """Pose a kinematic tree.
 
-    rot_mats (B,J,3,3) local rotations (joint 0's is the global orientation, about joint 0); rest_joints (B,J,3).
+    rot_mats (B,J,3,3) local rotations (joint 0's is the global orientation, about joint 0); rest_joints (B,J,3);
+    parents: the parent of each joint (-1 for the root) or a prepared `KinematicPlan`.
     Returns posed joint positions (B,J,3) and world rotations of the joint frames (B,J,3,3).
     """
     if rot_mats.shape[:-2] != rest_joints.shape[:-1]:
         raise ValueError(f"forward_kinematics: rot_mats {tuple(rot_mats.shape)} and rest_joints {tuple(rest_joints.shape)} disagree")
-    levels = levels or kinematic_levels(parents)
-    parents_t = torch.as_tensor(list(parents), device=rest_joints.device)
-    offsets = rest_joints - rest_joints[:, parents_t.clamp_min(0)]
-    world_rot = [None] * len(parents)
-    world_pos = [None] * len(parents)
-    root = levels[0][0]
-    world_rot[root] = rot_mats[:, root]
-    world_pos[root] = rest_joints[:, root]
-    for level in levels[1:]:
-        par = [parents[j] for j in level]
-        parent_rot = torch.stack([world_rot[p] for p in par], dim=1)
-        parent_pos = torch.stack([world_pos[p] for p in par], dim=1)
-        rot = parent_rot @ rot_mats[:, level]
-        pos = (parent_rot @ offsets[:, level].unsqueeze(-1)).squeeze(-1) + parent_pos
-        for k, j in enumerate(level):
-            world_rot[j], world_pos[j] = rot[:, k], pos[:, k]
-    return torch.stack(world_pos, dim=1), torch.stack(world_rot, dim=1)
+    plan = parents if isinstance(parents, KinematicPlan) else KinematicPlan(parents).to(rest_joints.device)
+    offsets = (rest_joints - rest_joints.index_select(1, plan.parent_index)).unsqueeze(-1)
+    rots = [rot_mats.index_select(1, plan.level_index[0])]
+    positions = [rest_joints.index_select(1, plan.level_index[0])]
+    for index, from_prev in zip(plan.level_index[1:], plan.parent_in_previous):
+        parent_rot = rots[-1].index_select(1, from_prev)
+        rots.append(parent_rot @ rot_mats.index_select(1, index))
+        positions.append((parent_rot @ offsets.index_select(1, index)).squeeze(-1) + positions[-1].index_select(1, from_prev))
+    return torch.cat(positions, dim=1).index_select(1, plan.back), torch.cat(rots, dim=1).index_select(1, plan.back)
 
 
 class ManoLayer(nn.Module):
@@ -104,7 +119,7 @@ class ManoLayer(nn.Module):
         self.num_pca_comps = num_pca_comps if use_pca else 45
         self.num_betas = model.shapedirs.shape[-1]
         self.parents = [int(p) for p in model.parents]
-        self.levels = kinematic_levels(self.parents)
+        self._plan = KinematicPlan(self.parents)
         self.tip_vertex_ids = TIP_VERTEX_IDS[model.side]
         if model.num_vertices <= max(self.tip_vertex_ids):
             raise ValueError(f"{model.source}: {model.num_vertices} vertices, too few for the tip ids {self.tip_vertex_ids}")
@@ -113,17 +128,24 @@ class ManoLayer(nn.Module):
         def buf(name: str, value: np.ndarray) -> None:
             self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(value), dtype=dtype), persistent=False)
 
+        # Vertex-major layouts: a whole batch is then one large GEMM per step instead of B small ones.
         buf("v_template", model.v_template)
-        buf("shapedirs", model.shapedirs.reshape(V * 3, -1).T)  # (S, V*3)
+        buf("shapedirs", model.shapedirs.reshape(V * 3, -1))  # (V*3, S)
         buf("joint_template", model.J_regressor @ model.v_template)  # (16,3)
         buf("joint_shapedirs", np.einsum("jv,vcs->sjc", model.J_regressor, model.shapedirs).reshape(self.num_betas, 48))
         self.has_posedirs = bool(np.any(model.posedirs != 0))
-        buf("posedirs", model.posedirs.reshape(V * 3, 135).T if self.has_posedirs else np.zeros((0, 0)))
+        buf("posedirs", model.posedirs.reshape(V * 3, 135) if self.has_posedirs else np.zeros((0, 0)))
         buf("weights", model.weights)
         buf("hand_components", model.hands_components[: self.num_pca_comps])
         buf("hands_mean", model.hands_mean)
         self.register_buffer("faces", torch.as_tensor(model.faces, dtype=torch.long), persistent=False)
-        self._canonical_from_mano = list(joint_permutation("mano", "canonical"))
+        self.register_buffer("_tip_index", torch.as_tensor(self.tip_vertex_ids), persistent=False)
+        self.register_buffer("_canonical_from_mano", torch.as_tensor(joint_permutation("mano", "canonical")), persistent=False)
+
+    def _apply(self, fn, *args, **kwargs):  # keep the kinematic plan's index tensors on the module's device
+        result = super()._apply(fn, *args, **kwargs)
+        self._plan.to(self.v_template.device)
+        return result
 
     @property
     def num_vertices(self) -> int:
@@ -190,27 +212,31 @@ class ManoLayer(nn.Module):
         if rot_mats.shape[1:] != (16, 3, 3):
             raise ValueError(f"MANO input 'rot_mats' should have shape (B, 16, 3, 3), got {tuple(rot_mats.shape)}")
         V = self.num_vertices
-        v_shaped = self.v_template + (betas @ self.shapedirs).view(batch, V, 3)
+        # Shape (and pose-corrective) offsets in a (V*3, B) layout.
+        v_shaped = torch.addmm(self.v_template.reshape(V * 3, 1), self.shapedirs, betas.T)
         rest_joints = self.joint_template + (betas @ self.joint_shapedirs).view(batch, 16, 3)
         if self.has_posedirs:
             eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
             pose_feature = (rot_mats[:, 1:] - eye).reshape(batch, 135)
-            v_shaped = v_shaped + (pose_feature @ self.posedirs).view(batch, V, 3)
-        posed_joints, world_rot = forward_kinematics(rot_mats, rest_joints, self.parents, self.levels)
+            v_shaped = torch.addmm(v_shaped, self.posedirs, pose_feature.T)
+        v_shaped = v_shaped.view(V, 3, batch)
+        posed_joints, world_rot = forward_kinematics(rot_mats, rest_joints, self._plan)
         # Skinning transform of joint k maps rest space to posed space: x -> R_k x + (p_k - R_k j_k).
         skin_t = posed_joints - (world_rot @ rest_joints.unsqueeze(-1)).squeeze(-1)
-        per_joint = torch.cat([world_rot.reshape(batch, 16, 9), skin_t], dim=-1)  # (B,16,12)
-        blended = torch.matmul(self.weights, per_joint)  # (B,V,12)
-        vertices = (blended[..., :9].view(batch, V, 3, 3) * v_shaped.unsqueeze(-2)).sum(-1) + blended[..., 9:]
+        # Per joint: the three columns of R_k, then the translation -> (16, 4, 3, B) for one (V,16)x(16,12B) GEMM.
+        per_joint = torch.cat([world_rot.transpose(-1, -2), skin_t.unsqueeze(-2)], dim=-2).permute(1, 2, 3, 0)
+        blended = (self.weights @ per_joint.reshape(16, 12 * batch)).view(V, 4, 3, batch)
+        vertices = blended[:, 3]
+        for axis in range(3):
+            vertices = torch.addcmul(vertices, blended[:, axis], v_shaped[:, axis:axis + 1])
+        vertices = vertices.permute(2, 0, 1).contiguous()  # (B, V, 3)
         if transl is not None:
             vertices = vertices + transl.unsqueeze(1)
             posed_joints = posed_joints + transl.unsqueeze(1)
-        tips = vertices[:, list(self.tip_vertex_ids)]
-        joints = torch.cat([posed_joints, tips], dim=1)[:, self._canonical_from_mano]
-        transforms = torch.zeros(batch, 16, 4, 4, dtype=vertices.dtype, device=vertices.device)
-        transforms[..., :3, :3] = world_rot
-        transforms[..., :3, 3] = posed_joints
-        transforms[..., 3, 3] = 1.0
+        tips = vertices.index_select(1, self._tip_index)
+        joints = torch.cat([posed_joints, tips], dim=1).index_select(1, self._canonical_from_mano)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=vertices.dtype, device=vertices.device).expand(batch, 16, 1, 4)
+        transforms = torch.cat([torch.cat([world_rot, posed_joints.unsqueeze(-1)], dim=-1), bottom], dim=-2)
         if full_pose is None:
             full_pose = matrix_to_axis_angle(rot_mats).reshape(batch, 48)
         return ManoOutput(vertices=vertices, joints=joints, kinematic_joints=posed_joints,

@@ -1,0 +1,96 @@
+"""Demo: render the hand model in a few poses.
+
+    python demo.py [--output outputs/demo] [--overwrite] [--size 384] [--device auto] [--mano-dir DIR]
+
+Until the ACR demo lands, this renders the configured MANO model (or the built-in open hand) in the rest, fist,
+point and spread poses and, when ../shared/fixtures is present, the pose of a real MANO fit; the images and the
+config that made them land in the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from hands.io.atomic import atomic_path, check_writable
+from hands.io.safe_pickle import load_pickle
+from hands.mano import build_mano
+from hands.mano.poses import named_hand_pose
+from hands.render.shading import render_mesh_image
+from hands.utils.device import resolve_device
+
+FIXTURE_FIT = Path(__file__).resolve().parent / ".." / "shared" / "fixtures" / "ohta" / "editing" / "anno" / "rainbow.pkl"
+# Rotate the model frame (fingers -x, palm -y) so fingers point up in the image and the palm faces the camera.
+VIEW_ROTATION = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def demo_poses() -> dict[str, np.ndarray]:
+    """Name -> (45,) flat-hand pose; includes the real fit when the shared fixture is present."""
+    poses = {name: named_hand_pose(name) for name in ("rest", "fist", "point", "spread")}
+    if FIXTURE_FIT.is_file():
+        poses["real_fit"] = np.asarray(load_pickle(FIXTURE_FIT)[1]["poses"][3:], dtype=np.float64)
+    return poses
+
+
+def frame_mesh(vertices: torch.Tensor, size: int, distance: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Place vertices (V,3) in front of an OpenCV camera so they fill ~80 % of a size x size image -> (verts, K)."""
+    rot = torch.as_tensor(VIEW_ROTATION, dtype=vertices.dtype, device=vertices.device)
+    v = vertices @ rot.T
+    centre = (v.amax(0) + v.amin(0)) / 2
+    v = v - centre + torch.tensor([0.0, 0.0, distance], dtype=v.dtype, device=v.device)
+    extent = (v[:, :2].amax(0) - v[:, :2].amin(0)).max().item()
+    focal = 0.8 * size * distance / extent
+    K = torch.tensor([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]], dtype=v.dtype, device=v.device)
+    return v, K
+
+
+def write_image(path: Path, image_rgb: np.ndarray, overwrite: bool) -> None:
+    """Write a uint8 RGB image atomically."""
+    with atomic_path(path, overwrite) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write image {path}")
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default="outputs/demo", help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--size", type=int, default=384, help="image side in pixels")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    log = logging.getLogger("demo")
+    out_dir = Path(args.output)
+    device = resolve_device(args.device)
+    poses = demo_poses()
+    targets = [out_dir / f"{name}.png" for name in poses] + [out_dir / "poses.png", out_dir / "config.yaml"]
+    for target in targets:  # refuse before rendering anything, so nothing is half-replaced
+        check_writable(target, args.overwrite)
+    mano = build_mano("right", args.mano_dir, pose_convention="flat", device=device)
+    log.info("hand model: %s (%d vertices) on %s", mano.source, mano.num_vertices, device)
+    tiles = []
+    for name, pose in tqdm(poses.items(), desc="rendering poses"):
+        out = mano(hand_pose=torch.as_tensor(pose, dtype=torch.float32, device=device)[None])
+        verts, K = frame_mesh(out.vertices[0], args.size)
+        image = render_mesh_image(verts, mano.faces, K, (args.size, args.size), color=(0.95, 0.80, 0.70))
+        rgb = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+        write_image(out_dir / f"{name}.png", rgb, args.overwrite)
+        tiles.append(rgb)
+    write_image(out_dir / "poses.png", np.concatenate(tiles, axis=1), args.overwrite)
+    config = OmegaConf.create({**vars(args), "poses": list(poses), "hand_model": mano.source})
+    with atomic_path(out_dir / "config.yaml", args.overwrite) as tmp:
+        OmegaConf.save(config, tmp)
+    log.info("wrote %d images and config.yaml to %s", len(tiles) + 1, out_dir)
+    return out_dir
+
+
+if __name__ == "__main__":
+    main()
