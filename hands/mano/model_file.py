@@ -4,7 +4,6 @@ and the built-in open hand model, all loaded into one `ManoModelData`.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,6 @@ from hands.io.atomic import atomic_path
 from hands.io.safe_pickle import load_pickle
 
 Side = Literal["right", "left"]
-logger = logging.getLogger(__name__)
 
 #: Where official MANO files are looked for when no path is given (override with $HANDS_MANO_DIR).
 DEFAULT_MANO_DIR = Path("models/mano")
