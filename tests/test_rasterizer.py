@@ -74,6 +74,17 @@ def test_depth_gradients_reach_vertices():
     assert verts.grad[:, 2].abs().sum() > 0
 
 
+def test_faces_off_screen_are_clipped_or_skipped():
+    K = torch.tensor([[50.0, 0, 16], [0, 50.0, 16], [0, 0, 1]], dtype=F64)
+    square = torch.tensor([[-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], dtype=F64) * torch.tensor([0.2, 0.2, 1.0], dtype=F64)
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    v, u = np.mgrid[0:32, 0:32]
+    for shift_px, expected_cols in ((0.0, (u >= 6) & (u <= 26)), (20.0, (u >= 26)), (40.0, u < 0), (-40.0, u < 0)):
+        shifted = square + torch.tensor([shift_px / 50.0, 0.0, 0.0], dtype=F64)
+        frags = rasterize(shifted, faces, K, (32, 32))
+        np.testing.assert_array_equal(frags.mask.numpy(), expected_cols & (v >= 6) & (v <= 26), err_msg=str(shift_px))
+
+
 def test_bad_shapes():
     K = torch.eye(3)
     with pytest.raises(ValueError, match="vertices_cam"):

@@ -62,3 +62,8 @@ def test_gradients_finite_at_identity():
 def test_bad_shape_names_the_function():
     with pytest.raises(ValueError, match="axis_angle_to_matrix"):
         R.axis_angle_to_matrix(torch.zeros(4, 4))
+
+
+def test_skew_is_the_cross_product():
+    v, w = torch.randn(2, 7, 3, dtype=torch.float64)
+    torch.testing.assert_close((R.skew(v) @ w.unsqueeze(-1)).squeeze(-1), torch.cross(v, w, dim=-1))

@@ -19,19 +19,17 @@ def _check_last_dims(x: Tensor, shape: tuple[int, ...], name: str) -> None:
         raise ValueError(f"{name}: expected shape (..., {', '.join(map(str, shape))}), got {tuple(x.shape)}")
 
 
-def skew(v: Tensor) -> Tensor:
-    """Cross-product matrices `[v]_x` of vectors `(..., 3)` -> `(..., 3, 3)`."""
-    _check_last_dims(v, (3,), "skew")
-    zero = torch.zeros_like(v[..., 0])
-    x, y, z = v.unbind(-1)
-    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape[:-1], 3, 3)
-
-
-# skew(v) = v @ _SKEW_BASIS.view(3, 9): one matmul instead of nine stacked entries (this is a hot path).
+# skew(v) = v @ _SKEW_BASIS: one matmul instead of nine stacked entries (Rodrigues is a hot path).
 _SKEW_BASIS = torch.tensor(
     [[[0, 0, 0], [0, 0, -1], [0, 1, 0]], [[0, 0, 1], [0, 0, 0], [-1, 0, 0]], [[0, -1, 0], [1, 0, 0], [0, 0, 0]]],
     dtype=torch.float64,
 ).reshape(3, 9)
+
+
+def skew(v: Tensor) -> Tensor:
+    """Cross-product matrices `[v]_x` of vectors `(..., 3)` -> `(..., 3, 3)`."""
+    _check_last_dims(v, (3,), "skew")
+    return (v @ _SKEW_BASIS.to(dtype=v.dtype, device=v.device)).view(*v.shape[:-1], 3, 3)
 
 
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
@@ -44,8 +42,7 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     theta = ((axis_angle * axis_angle).sum(-1, keepdim=True) + 1e-16).sqrt().unsqueeze(-1)
     sin_half = torch.sin(0.5 * theta)
     one_minus_cos = 2.0 * sin_half * sin_half
-    basis = _SKEW_BASIS.to(dtype=axis_angle.dtype, device=axis_angle.device)
-    k = (axis_angle @ basis).view(*axis_angle.shape[:-1], 3, 3)
+    k = skew(axis_angle)
     outer = axis_angle.unsqueeze(-1) * axis_angle.unsqueeze(-2)
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
     return (1.0 - one_minus_cos) * eye + (torch.sin(theta) / theta) * k + (one_minus_cos / (theta * theta)) * outer

@@ -56,15 +56,12 @@ def rasterize(vertices_cam: Tensor, faces: Tensor, K: Tensor, image_size: tuple[
     tri = tri[face_index]
     uv = project_points(tri, K)  # (F,3,2)
     with torch.no_grad():
-        lo = uv.amin(dim=1).ceil().long()
+        # Pixel range of each face's bounding box; a face entirely off screen gets a non-positive width or height.
+        lo = uv.amin(dim=1).ceil().long().clamp_min(0)
         hi = uv.amax(dim=1).floor().long()
-        lo[:, 0].clamp_(0, W - 1), lo[:, 1].clamp_(0, H - 1)
-        x_hi = hi[:, 0].clamp(max=W - 1)
-        y_hi = hi[:, 1].clamp(max=H - 1)
-        widths = (x_hi - lo[:, 0] + 1).clamp_min(0)
-        heights = (y_hi - lo[:, 1] + 1).clamp_min(0)
-        off_screen = (hi[:, 0] < 0) | (hi[:, 1] < 0) | (uv.amin(dim=1)[:, 0] > W - 1) | (uv.amin(dim=1)[:, 1] > H - 1)
-        counts = torch.where(off_screen, torch.zeros_like(widths), widths * heights)
+        widths = (hi[:, 0].clamp(max=W - 1) - lo[:, 0] + 1).clamp_min(0)
+        heights = (hi[:, 1].clamp(max=H - 1) - lo[:, 1] + 1).clamp_min(0)
+        counts = widths * heights
         total = int(counts.sum())
         cand_face = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
         start = torch.cumsum(counts, 0) - counts
