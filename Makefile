@@ -15,6 +15,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	# pyrender (the tests' OpenGL reference) pins PyOpenGL 3.1.0, whose EGL/OSMesa import is broken: its
+	# dependencies are in requirements.txt (PyOpenGL 3.1.10), and it is installed without them.
+	$(PY) -m pip install --quiet --no-deps pyrender==0.1.45
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 

@@ -23,11 +23,13 @@ from hands.io.atomic import atomic_path, check_writable
 from hands.io.safe_pickle import load_pickle
 from hands.mano import build_mano
 from hands.mano.poses import named_hand_pose
-from hands.render.shading import render_mesh_image
+from hands.render import Meshes, MeshImageStyle, PerspectiveCamera, RenderConfig, Renderer
+from hands.render.draw import to_uint8_image
 from hands.utils.device import resolve_device
 
 FIXTURE_FIT = Path(__file__).resolve().parent / ".." / "shared" / "fixtures" / "ohta" / "editing" / "anno" / "rainbow.pkl"
 # Rotate the model frame (fingers -x, palm -y) so fingers point up in the image and the palm faces the camera.
+SKIN = (0.80, 0.52, 0.40)  # linear RGB albedo for the demo renders
 VIEW_ROTATION = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
@@ -76,12 +78,13 @@ def main(argv: list[str] | None = None) -> Path:
         check_writable(target, args.overwrite)
     mano = build_mano("right", args.mano_dir, pose_convention="flat", device=device)
     log.info("hand model: %s (%d vertices) on %s", mano.source, mano.num_vertices, device)
+    renderer = Renderer(args.size, RenderConfig(mesh_image=MeshImageStyle(base_color=SKIN, smooth=True)))
     tiles = []
     for name, pose in tqdm(poses.items(), desc="rendering poses"):
         out = mano(hand_pose=torch.as_tensor(pose, dtype=torch.float32, device=device)[None])
         verts, K = frame_mesh(out.vertices[0], args.size)
-        image = render_mesh_image(verts, mano.faces, K, (args.size, args.size), color=(0.95, 0.80, 0.70))
-        rgb = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+        image = renderer.render(Meshes(verts[None], mano.faces), PerspectiveCamera(K), ["mesh_image"]).mesh_image[0]
+        rgb = to_uint8_image(image)
         write_image(out_dir / f"{name}.png", rgb, args.overwrite)
         tiles.append(rgb)
     write_image(out_dir / "poses.png", np.concatenate(tiles, axis=1), args.overwrite)

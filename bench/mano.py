@@ -11,23 +11,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def _time(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    best = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best.append(time.perf_counter() - start)
-    return float(np.median(best))
+from timing import median_seconds
 
 
 def main() -> None:
@@ -57,8 +46,8 @@ def main() -> None:
                 g = torch.randn(batch, 3) * 0.5
                 p = torch.randn(batch, 45) * 0.5
                 b = torch.randn(batch, 10)
-                t_ref = _time(lambda: ref(global_orient=g, hand_pose=p, betas=b), args.repeats)
-                t_ours = _time(lambda: ours(g, p, b), args.repeats)
+                t_ref = median_seconds(lambda: ref(global_orient=g, hand_pose=p, betas=b), args.repeats)
+                t_ours = median_seconds(lambda: ours(g, p, b), args.repeats)
                 diff = (ref(global_orient=g, hand_pose=p, betas=b).vertices - ours(g, p, b).vertices).abs().max().item()
                 print(f"{label:32s} {batch:6d} {t_ref * 1e3:9.3f} {t_ours * 1e3:8.3f} {t_ref / t_ours:7.2f}x"
                       f"   (max |dv| {diff:.1e} m)")

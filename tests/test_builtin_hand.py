@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-
 from conftest import fixture_path
+
 from hands.geometry.mesh import boundary_loop, seal_boundary, signed_volume
 from hands.io.safe_pickle import load_pickle
 from hands.mano import build_mano
@@ -59,7 +59,8 @@ def test_layout_matches_a_real_mano_fit():
 def test_tips_are_the_far_ends_of_their_fingers():
     model = builtin_model("right")
     labels = part_labels(model.weights)
-    for tip_id, (name, chain) in zip(TIP_VERTEX_IDS["right"], [(n, FINGER_CHAINS[n]) for n in ("thumb", "index", "middle", "ring", "pinky")]):
+    fingers = [(n, FINGER_CHAINS[n]) for n in ("thumb", "index", "middle", "ring", "pinky")]
+    for tip_id, (name, chain) in zip(TIP_VERTEX_IDS["right"], fingers):
         finger = np.flatnonzero(labels == chain[2])
         reach = np.linalg.norm(model.v_template[finger] - model.J_regressor[chain[2]] @ model.v_template, axis=1)
         assert labels[tip_id] == chain[2], name

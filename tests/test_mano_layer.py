@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import fixture_path
+
 from hands.geometry.rotations import axis_angle_to_matrix
 from hands.io.safe_pickle import load_pickle
 from hands.mano import build_mano, forward_kinematics

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hands.mano.builtin.skeleton import FINGER_CHAINS, FINGER_NAMES, PALM_NORMAL, REST_JOINTS, TIP_POSITIONS, bone_segments
 from hands.geometry.mesh import vertex_neighbours
+from hands.mano.builtin.skeleton import FINGER_CHAINS, FINGER_NAMES, PALM_NORMAL, REST_JOINTS, TIP_POSITIONS, bone_segments
 from hands.mano.joints import MANO_PARENTS
 
 NUM_JOINTS = 16
