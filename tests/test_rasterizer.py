@@ -6,6 +6,7 @@ import torch
 import trimesh
 
 from hands.geometry.cameras import PerspectiveCamera, WeakPerspectiveCamera
+from hands.geometry.rotations import axis_angle_to_matrix
 from hands.mano import build_mano
 from hands.mano.poses import named_hand_pose
 from hands.render.rasterizer import rasterize
@@ -169,3 +170,24 @@ def test_bad_shapes():
         rasterize(torch.zeros(1, 5, 3), torch.zeros(1, 3), (8, 8))
     with pytest.raises(ValueError, match="index vertex 7"):
         rasterize(torch.zeros(1, 5, 3), torch.tensor([[0, 1, 7]]), (8, 8))
+
+
+def test_depth_gradients_match_finite_differences():
+    cam = camera(40.0, 8.0, 7.0)
+    # no vertex or edge passes exactly through a pixel centre, where coverage (and so depth) jumps
+    verts = torch.tensor([[[-0.1013, -0.0987, 1.0], [0.12, -0.08, 1.1], [-0.05, 0.13, 0.9], [0.1, 0.11, 1.05]]], dtype=F64)
+    faces = torch.tensor([[0, 2, 1], [1, 2, 3]])
+    depth = lambda v: rasterize(cam.project(v), faces, (16, 14)).depth
+    assert torch.autograd.gradcheck(depth, (verts.requires_grad_(),), eps=1e-7, atol=1e-6)
+
+
+def test_extrinsics_move_world_points_into_the_camera():
+    verts, faces = joined(posed_two_hands())
+    R = axis_angle_to_matrix(torch.tensor([0.1, -0.4, 0.2], dtype=F64))
+    t = torch.tensor([0.05, -0.02, 0.1], dtype=F64)
+    world = (verts - t) @ R  # the inverse transform: R world + t gives back the camera-frame vertices
+    K = camera(200.0, 64, 64).K
+    with_pose = rasterize(PerspectiveCamera(K, R, t).project(world[None]), faces, (128, 128))
+    direct = rasterize(PerspectiveCamera(K).project(verts[None]), faces, (128, 128))
+    assert (with_pose.face_ids != direct.face_ids).float().mean() < 1e-3
+    torch.testing.assert_close(with_pose.depth[direct.mask & with_pose.mask], direct.depth[direct.mask & with_pose.mask])
