@@ -166,6 +166,15 @@ class ManoLayer(nn.Module):
             raise ValueError(f"MANO input '{name}' should have shape {want}, got {tuple(value.shape)}")
         return value
 
+    def rest_joints(self, betas: Tensor | None = None) -> Tensor:
+        """Shaped rest-pose kinematic joints (B,16,3) in meters for betas (B,<=S) (template joints if None)."""
+        if betas is None:
+            return self.joint_template[None]
+        betas = torch.as_tensor(betas, dtype=self.joint_template.dtype, device=self.joint_template.device)
+        betas = betas.unsqueeze(0) if betas.dim() == 1 else betas
+        betas = torch.nn.functional.pad(betas, (0, self.num_betas - betas.shape[1]))
+        return self.joint_template + (betas @ self.joint_shapedirs).view(betas.shape[0], 16, 3)
+
     def full_pose_from(self, global_orient: Tensor, hand_pose: Tensor) -> Tensor:
         """(B,3) global orientation + hand_pose (B,45 or B,ncomps) -> (B,48) axis-angle, flat-hand convention."""
         articulation = hand_pose @ self.hand_components if self.use_pca else hand_pose

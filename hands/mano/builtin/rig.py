@@ -70,7 +70,7 @@ def joint_regressor(vertices: np.ndarray, joints: np.ndarray = REST_JOINTS, coun
     return regressor
 
 
-def _finger_axis(joint: int) -> tuple[np.ndarray, np.ndarray]:
+def finger_bone(joint: int) -> tuple[np.ndarray, np.ndarray]:
     """Start point and unit direction of the bone moved by `joint` (a finger joint)."""
     for finger_id, name in enumerate(FINGER_NAMES):
         chain = FINGER_CHAINS[name]
@@ -123,7 +123,7 @@ def shape_directions(vertices: np.ndarray, weights: np.ndarray) -> np.ndarray:
             if name not in fingers:
                 return np.zeros_like(v)
             root = REST_JOINTS[FINGER_CHAINS[name][0]]
-            _, axis = _finger_axis(FINGER_CHAINS[name][0])
+            _, axis = finger_bone(FINGER_CHAINS[name][0])
             return scale * ((v - root) @ axis)[:, None] * axis
         return field
 
@@ -131,7 +131,7 @@ def shape_directions(vertices: np.ndarray, weights: np.ndarray) -> np.ndarray:
         def field(j, v):
             if not joints_filter(j):
                 return np.zeros_like(v)
-            start, axis = _finger_axis(j)
+            start, axis = finger_bone(j)
             rel = v - start
             return scale * (rel - (rel @ axis)[:, None] * axis)
         return field
@@ -159,7 +159,7 @@ def shape_directions(vertices: np.ndarray, weights: np.ndarray) -> np.ndarray:
     def tip_taper(j, v):
         if j not in (3, 6, 9, 12, 15):
             return np.zeros_like(v)
-        start, axis = _finger_axis(j)
+        start, axis = finger_bone(j)
         rel = v - start
         along = np.clip(rel @ axis / 0.025, 0, 1)
         return -0.15 * along[:, None] * (rel - (rel @ axis)[:, None] * axis)
@@ -182,7 +182,7 @@ def shape_directions(vertices: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def flexion_axis(joint: int, curl_toward: np.ndarray = PALM_NORMAL) -> np.ndarray:
     """Unit axis about which a positive rotation of `joint` curls its bone toward the palm."""
-    _, bone = _finger_axis(joint)
+    _, bone = finger_bone(joint)
     axis = np.cross(bone, curl_toward)
     return axis / np.linalg.norm(axis)
 

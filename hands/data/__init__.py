@@ -1,0 +1,1 @@
+"""Datasets: InterHand2.6M, the synthetic InterHand-format generator, crops and augmentation."""

@@ -1,0 +1,284 @@
+"""Write a synthetic dataset in the InterHand2.6M v1.0 file format (images + the four annotation files).
+
+Layout: captures (one subject each: shape, skin tone, a camera rig) hold sequences of one hand type (right,
+left, interacting with or without contact), and every frame of a sequence is seen by every camera of the rig.
+Everything about frame f is drawn from a generator seeded by (seed, f), so a run is deterministic and can be
+resumed: finished frames are listed in `.synthetic_progress.jsonl` and skipped; the annotation files are
+written at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hands.config import ConfigError, load_config, save_config
+from hands.data.interhand.format import (
+    HAND_TYPES,
+    JOINT_SLICE,
+    NUM_JOINTS,
+    InterHandCamera,
+    annotation_path,
+    flat_to_neuralannot,
+    image_relpath,
+)
+from hands.data.synthetic.appearance import procedural_background, sample_skin_tone, sample_style
+from hands.data.synthetic.scene import HandScene, SceneSampler, sample_cameras
+from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
+from hands.mano import build_mano
+from hands.mano.joints import convert_joints
+from hands.render import Meshes, PerspectiveCamera, Renderer
+from hands.render.shading import mesh_image
+
+log = logging.getLogger(__name__)
+PROGRESS_FILE = ".synthetic_progress.jsonl"
+SEED_KIND = {"capture": 1, "sequence": 2, "frame": 3}
+
+
+@dataclass
+class SyntheticConfig:
+    """What `scripts/make_synthetic.py` generates."""
+
+    num_images: int = 48
+    """Images to write (rounded up to whole frames of `cameras_per_capture` views)."""
+    split: str = "train"
+    """InterHand2.6M split folder: train, val or test."""
+    image_width: int = 334
+    """Image width in pixels (InterHand2.6M: 334)."""
+    image_height: int = 512
+    """Image height in pixels (InterHand2.6M: 512)."""
+    cameras_per_capture: int = 4
+    """Cameras per capture rig; every frame is rendered from each."""
+    frames_per_sequence: int = 4
+    """Frames per sequence (one hand type per sequence)."""
+    sequences_per_capture: int = 5
+    """Sequences per capture (one subject per capture)."""
+    hand_type_weights: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.4])
+    """Relative frequency of right, left and interacting sequences."""
+    contact_fraction: float = 0.5
+    """Share of interacting sequences whose hands touch."""
+    pose_components: int = 12
+    """PCA components the poses are sampled from (then clamped to joint limits)."""
+    pose_scale: float = 0.9
+    """Standard deviation (radians) of the first PCA coefficient; later ones decay by 0.8 each."""
+    shape_std: float = 1.0
+    """Standard deviation of the betas (clipped to +-2.5)."""
+    camera_distance: list[float] = field(default_factory=lambda: [0.45, 0.9])
+    """Range of camera distances from the hands in meters."""
+    hand_fill: list[float] = field(default_factory=lambda: [0.35, 0.7])
+    """Range of the fraction of the image height a 28 cm scene (two hands side by side) spans."""
+    jpeg_quality: int = 92
+    seed: int = 0
+    mano_dir: str | None = None
+    """Folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: models/mano, $HANDS_MANO_DIR, else built-in)."""
+
+    @property
+    def num_frames(self) -> int:
+        return math.ceil(self.num_images / self.cameras_per_capture)
+
+    @property
+    def frames_per_capture(self) -> int:
+        return self.frames_per_sequence * self.sequences_per_capture
+
+
+def _rng(config: SyntheticConfig, kind: str, *ids: int) -> np.random.Generator:
+    return np.random.default_rng([config.seed, SEED_KIND[kind], *ids])
+
+
+def camera_name(index: int) -> str:
+    """InterHand-style numeric camera name."""
+    return str(400000 + index)
+
+
+class SyntheticWriter:
+    """Renders frames of a `SyntheticConfig` into `output` and assembles the annotation files."""
+
+    def __init__(self, config: SyntheticConfig, output: str | Path, device: torch.device | str = "cpu") -> None:
+        if config.split not in ("train", "val", "test"):
+            raise ConfigError(f"split should be train, val or test, got {config.split!r}")
+        if len(config.hand_type_weights) != 3 or min(config.hand_type_weights) < 0 or sum(config.hand_type_weights) <= 0:
+            raise ConfigError(f"hand_type_weights should be 3 non-negative weights, got {config.hand_type_weights}")
+        self.config = config
+        self.output = Path(output)
+        self.device = torch.device(device)
+        self.layers = {side: build_mano(side, config.mano_dir, pose_convention="flat", dtype=torch.float64)
+                       for side in ("right", "left")}
+        self.sampler = SceneSampler(self.layers, config.pose_components, config.pose_scale)
+        self.renderer = Renderer((config.image_height, config.image_width))
+        self._captures: dict[int, dict] = {}
+
+    # --- what each capture, sequence and frame is -------------------------------------------------------------
+    def capture(self, index: int) -> dict:
+        """Subject (betas, skin tone) and camera rig of a capture."""
+        if index not in self._captures:
+            rng = _rng(self.config, "capture", index)
+            c = self.config
+            betas = np.clip(rng.normal(0, c.shape_std, 10), -2.5, 2.5)
+            cameras = sample_cameras(rng, c.cameras_per_capture, (c.image_height, c.image_width),
+                                     tuple(c.camera_distance), tuple(c.hand_fill))
+            self._captures[index] = {"betas": betas, "skin": sample_skin_tone(rng), "cameras": cameras}
+        return self._captures[index]
+
+    def sequence(self, capture: int, index: int) -> tuple[str, bool]:
+        """Hand type and contact flag of a sequence."""
+        rng = _rng(self.config, "sequence", capture, index)
+        weights = np.asarray(self.config.hand_type_weights, dtype=float)
+        hand_type = HAND_TYPES[rng.choice(3, p=weights / weights.sum())]
+        return hand_type, bool(hand_type == "interacting" and rng.uniform() < self.config.contact_fraction)
+
+    def frame_layout(self, frame: int) -> tuple[int, int, str]:
+        """(capture, sequence index, sequence name) of a global frame index."""
+        capture, within = divmod(frame, self.config.frames_per_capture)
+        sequence = within // self.config.frames_per_sequence
+        hand_type, contact = self.sequence(capture, sequence)
+        suffix = ("_contact" if contact else "_apart") if hand_type == "interacting" else ""
+        return capture, sequence, f"{sequence:04d}_{hand_type}{suffix}"
+
+    # --- rendering and annotation of one frame ----------------------------------------------------------------
+    def render_view(self, scene: HandScene, camera: InterHandCamera, rng: np.random.Generator, skin) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 RGB image (H,W,3) and mask (H,W) of the scene seen by one camera."""
+        H, W = self.config.image_height, self.config.image_width
+        background = procedural_background(rng, H, W)
+        style = sample_style(rng, skin)
+        parts = [(scene.hands[side].vertices, self.layers[side].faces) for side in ("right", "left") if side in scene.hands]
+        offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
+        vertices = np.concatenate([v for v, _ in parts]) @ camera.R.T + camera.t_meters
+        faces = torch.cat([f + int(o) for (_, f), o in zip(parts, offsets)]).to(self.device)
+        verts = torch.as_tensor(vertices, dtype=torch.float32, device=self.device)[None]
+        K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.device)
+        fragments = self.renderer.rasterize(Meshes(verts, faces), PerspectiveCamera(K))
+        colour = mesh_image(fragments, verts, faces, True, style)[0].permute(1, 2, 0).cpu().numpy()
+        mask = fragments.mask[0].cpu().numpy()
+        image = np.where(mask[..., None], np.round(colour * 255), background).astype(np.uint8)
+        return image, mask
+
+    def frame_records(self, frame: int, write_images: bool = True) -> dict:
+        """Render all views of a frame (when `write_images`) and return its annotation records."""
+        c = self.config
+        capture_id, _, seq_name = self.frame_layout(frame)
+        capture = self.capture(capture_id)
+        hand_type, contact = self.sequence(capture_id, (frame % c.frames_per_capture) // c.frames_per_sequence)
+        rng = _rng(c, "frame", frame)
+        scene = self.sampler.sample(rng, hand_type, capture["betas"], contact)
+        world_joints = np.zeros((NUM_JOINTS, 3))
+        annotated = np.zeros(NUM_JOINTS, dtype=bool)
+        mano: dict[str, dict | None] = {"right": None, "left": None}
+        for side, hand in scene.hands.items():
+            world_joints[JOINT_SLICE[side]] = convert_joints(hand.joints, "canonical", "interhand") * 1000.0
+            annotated[JOINT_SLICE[side]] = True
+            pose = flat_to_neuralannot(np.concatenate([hand.global_orient, hand.hand_pose]),
+                                       self.layers[side].hands_mean.cpu().numpy())
+            mano[side] = {"pose": pose.tolist(), "shape": hand.betas.tolist(), "trans": hand.transl.tolist()}
+        images, annotations = [], []
+        for k, camera in enumerate(capture["cameras"]):
+            image_id = frame * c.cameras_per_capture + k
+            file_name = image_relpath(capture_id, seq_name, camera_name(k), frame)
+            view_rng = np.random.default_rng([c.seed, SEED_KIND["frame"], frame, k])
+            cam_joints = camera.world_to_camera(world_joints)
+            pixels = camera.project(np.where(cam_joints[:, 2:3] > 0, cam_joints, 1.0))
+            inside = (pixels[:, 0] >= 0) & (pixels[:, 0] <= c.image_width - 1) & (pixels[:, 1] >= 0) & (pixels[:, 1] <= c.image_height - 1)
+            joint_valid = annotated & (cam_joints[:, 2] > 0) & inside
+            if write_images:
+                image, mask = self.render_view(scene, camera, view_rng, capture["skin"])
+                ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, c.jpeg_quality])
+                if not ok:
+                    raise OSError(f"could not encode {file_name}")
+                atomic_write_bytes(self.output / "images" / c.split / file_name, encoded.tobytes(), overwrite=True)
+                ys, xs = np.nonzero(mask)
+            else:
+                ys, xs = np.zeros(0), np.zeros(0)
+            if len(xs):
+                bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+            elif joint_valid.any():
+                lo, hi = pixels[joint_valid].min(0), pixels[joint_valid].max(0)
+                bbox = [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]
+            else:
+                bbox = [0.0, 0.0, 0.0, 0.0]
+            images.append({"id": image_id, "file_name": file_name, "width": c.image_width, "height": c.image_height,
+                           "capture": capture_id, "subject": capture_id, "seq_name": seq_name, "camera": camera_name(k),
+                           "frame_idx": frame})
+            valid_type = hand_type != "interacting" or int(joint_valid.sum()) > 30
+            annotations.append({"id": image_id, "image_id": image_id, "bbox": bbox,
+                                "joint_valid": joint_valid.astype(int).tolist(), "hand_type": hand_type,
+                                "hand_type_valid": int(valid_type)})
+        joint_3d = {"world_coord": world_joints.tolist(), "joint_valid": annotated.astype(int).tolist(),
+                    "hand_type": hand_type, "hand_type_valid": 1, "seq": seq_name}
+        return {"frame": frame, "capture": capture_id, "images": images, "annotations": annotations,
+                "joint_3d": joint_3d, "mano": mano}
+
+    # --- the whole run ---------------------------------------------------------------------------------------
+    def annotation_files(self) -> list[Path]:
+        return [annotation_path(self.output, self.config.split, kind) for kind in ("data", "camera", "joint_3d", "MANO_NeuralAnnot")]
+
+    def run(self, overwrite: bool = False) -> list[Path]:
+        """Generate (or resume) the dataset; returns the annotation files written."""
+        progress = self.output / PROGRESS_FILE
+        config_file = self.output / "config.yaml"
+        if overwrite:
+            progress.unlink(missing_ok=True)
+        else:
+            for path in self.annotation_files():
+                check_writable(path, overwrite=False)
+        if progress.exists() and config_file.exists():
+            previous = load_config(SyntheticConfig, config_file)
+            if asdict(previous) != asdict(self.config):
+                raise ConfigError(f"{self.output} holds an unfinished run with a different config ({config_file}); "
+                                  "rerun with the same settings to resume, or pass --overwrite to start over")
+        save_config(self.config, config_file, overwrite=True)
+        done = self._read_progress(progress)
+        todo = [f for f in range(self.config.num_frames) if f not in done]
+        if done:
+            log.info("resuming: %d of %d frames already written", len(done), self.config.num_frames)
+        with open(progress, "a", encoding="utf-8") as stream:
+            for frame in tqdm(todo, desc="synthetic frames", unit="frame"):
+                record = self.frame_records(frame)
+                stream.write(json.dumps(record) + "\n")
+                stream.flush()
+                done[frame] = record
+        written = self._write_annotations([done[f] for f in sorted(done)], overwrite)
+        progress.unlink()
+        log.info("wrote %d images and %s", len(done) * self.config.cameras_per_capture, self.output / "annotations")
+        return written
+
+    @staticmethod
+    def _read_progress(path: Path) -> dict[int, dict]:
+        records: dict[int, dict] = {}
+        if not path.exists():
+            return records
+        with open(path, encoding="utf-8") as stream:
+            for line in stream:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a line cut short by an interruption: that frame is redone
+                records[int(record["frame"])] = record
+        return records
+
+    def _write_annotations(self, records: list[dict], overwrite: bool) -> list[Path]:
+        data = {"images": [i for r in records for i in r["images"]],
+                "annotations": [a for r in records for a in r["annotations"]],
+                "categories": [{"id": 1, "name": "hand"}]}
+        cameras, joints, mano = {}, {}, {}
+        for record in records:
+            capture = str(record["capture"])
+            joints.setdefault(capture, {})[str(record["frame"])] = record["joint_3d"]
+            mano.setdefault(capture, {})[str(record["frame"])] = record["mano"]
+            if capture not in cameras:
+                rig = self.capture(record["capture"])["cameras"]
+                cameras[capture] = {key: {camera_name(k): getattr(cam, attr).tolist() for k, cam in enumerate(rig)}
+                                    for key, attr in (("campos", "campos"), ("camrot", "R"), ("focal", "focal"),
+                                                      ("princpt", "princpt"))}
+        written = []
+        for path, content in zip(self.annotation_files(), (data, cameras, joints, mano)):
+            with atomic_path(path, overwrite=True) as tmp:
+                tmp.write_text(json.dumps(content))
+            written.append(path)
+        return written
