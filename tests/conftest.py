@@ -31,3 +31,20 @@ def mano_dir(tmp_path_factory) -> Path:
     for side in ("right", "left"):
         save_mano_file(builtin_model(side), folder / f"MANO_{side.upper()}.pkl")
     return folder
+
+
+#: A small synthetic InterHand-format set: 24 images of 96 x 128 from 3 cameras, all hand types.
+SMALL_SYNTHETIC = dict(num_images=24, image_width=96, image_height=128, cameras_per_capture=3, frames_per_sequence=2,
+                       sequences_per_capture=2, hand_type_weights=[1.0, 1.0, 2.0])
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """A synthetic dataset in the InterHand2.6M format, written by scripts/make_synthetic.py."""
+    import json
+
+    from scripts.make_synthetic import main as make_synthetic
+
+    root = tmp_path_factory.mktemp("interhand")
+    make_synthetic(["--output", str(root), "--device", "cpu"] + [f"{k}={json.dumps(v)}" for k, v in SMALL_SYNTHETIC.items()])
+    return root

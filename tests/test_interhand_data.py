@@ -15,16 +15,7 @@ from hands.io.atomic import OutputExistsError
 from hands.mano import build_mano
 from hands.mano.joints import convert_joints
 from scripts.make_synthetic import main as make_synthetic
-
-SMALL = dict(num_images=24, image_width=96, image_height=128, cameras_per_capture=3, frames_per_sequence=2,
-             sequences_per_capture=2, hand_type_weights=[1.0, 1.0, 2.0])
-
-
-@pytest.fixture(scope="session")
-def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("interhand")
-    make_synthetic(["--output", str(root), "--device", "cpu"] + [f"{k}={json.dumps(v)}" for k, v in SMALL.items()])
-    return root
+from tests.conftest import SMALL_SYNTHETIC as SMALL
 
 
 def test_dataset_has_interhand_layout_and_contents(synthetic_root):

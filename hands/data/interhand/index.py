@@ -24,7 +24,7 @@ from hands.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 INDEX_VERSION = 1
-CHUNK = 200_000
+CHUNK = 20_000
 UNKNOWN_HAND_TYPE = 255
 # Arrays per table: name -> (dtype, shape of one row).
 IMAGE_FIELDS = {"image_id": ("<i8", ()), "width": ("<i4", ()), "height": ("<i4", ()), "capture": ("<i4", ()),
