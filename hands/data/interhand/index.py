@@ -304,11 +304,7 @@ class InterHandIndex:
         return cls(root, split, folder)
 
     def __len__(self) -> int:
-        return len(self.annotation_row_ids)
-
-    @property
-    def annotation_row_ids(self) -> np.ndarray:
-        return np.arange(self.meta["annotation_count"])
+        return int(self.meta["annotation_count"])
 
     def file_name(self, image_row: int) -> str:
         start = int(self.images["name_offset"][image_row])
