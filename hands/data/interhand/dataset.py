@@ -60,6 +60,8 @@ class InterHandDataConfig:
     """Drop annotations without a MANO fit for every hand of their type."""
     augment: bool = False
     """Random scale, rotation, translation, flip and colour (see AugmentConfig)."""
+    mirror_left: bool = False
+    """Always mirror single left hands into right hands (for right-hand-only methods such as OHTA)."""
     cache_dir: str | None = None
     """Where the annotation index is kept (default: next to the annotations)."""
 
@@ -127,6 +129,8 @@ class InterHandDataset(Dataset):
         size = self.config.image_size
         box = expand_bbox(record.bbox, 1.0, self.config.bbox_scale)
         crop, colour = sample_crop(rng, box, (size, size), self.augment)
+        if self.config.mirror_left and record.hand_type == "left":
+            crop.flip = True
         crop_image = np.clip(warp_image(image, crop).astype(np.float32) * colour, 0, 255)
 
         R_crop = crop.camera_rotation()
@@ -160,6 +164,7 @@ class InterHandDataset(Dataset):
             "joint_in_crop": torch.from_numpy(in_crop),
             "hand_type": torch.from_numpy(hand_type).float(),
             "flipped": torch.tensor(crop.flip),
+            "crop_box": torch.tensor([*(crop.centre - crop.width / 2), crop.width, crop.width]).float(),
             "annotation_id": torch.tensor(record.annotation_id),
         }
         for side in SIDES:

@@ -1,0 +1,53 @@
+"""Make method-specific training inputs from an InterHand-format dataset (InterHand2.6M or a synthetic set).
+
+    python scripts/prepare.py attentionhand --root data/InterHand2.6M --split train --output data/attentionhand
+    python scripts/prepare.py ohta --root data/InterHand2.6M --split test --output data/ohta_oneshot
+
+attentionhand: RGB crops, mesh images rendered from the 3D labels, template prompts and modalities.json.
+ohta: one-shot inputs (img/, mask/, anno/*.pkl) for single hands, left hands mirrored to right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hands.data.exports import export_attentionhand, export_ohta  # noqa: E402
+from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset  # noqa: E402
+from hands.data.interhand.index import InterHandFormatError  # noqa: E402
+from hands.io.atomic import OutputExistsError  # noqa: E402
+
+DEFAULTS = {"attentionhand": {"image_size": 512, "bbox_scale": 2.0}, "ohta": {"image_size": 256, "bbox_scale": 1.5}}
+
+
+def main(argv: list[str] | None = None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("method", choices=sorted(DEFAULTS))
+    parser.add_argument("--root", required=True, help="dataset folder with images/ and annotations/")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--size", type=int, default=None, help="crop side in pixels (attentionhand 512, ohta 256)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many samples")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    defaults = DEFAULTS[args.method]
+    config = InterHandDataConfig(root=args.root, split=args.split, image_size=args.size or defaults["image_size"],
+                                 bbox_scale=defaults["bbox_scale"], require_mano=True,
+                                 hand_types=["right", "left"] if args.method == "ohta" else ["right", "left", "interacting"],
+                                 mirror_left=args.method == "ohta")
+    try:
+        dataset = InterHandDataset(config)
+        if args.method == "attentionhand":
+            return export_attentionhand(dataset, args.output, args.limit, args.overwrite)
+        return export_ohta(dataset, args.output, args.limit, args.overwrite)
+    except (InterHandFormatError, OutputExistsError) as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Method-specific inputs: prompts, OHTA one-shot pickles (against the real fixtures) and AttentionHand modalities."""
+
+import json
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hands.data.exports import export_attentionhand, export_ohta
+from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
+from hands.data.ohta_oneshot import GT_ORDER_FROM_MANO, OneShotFormatError, read_oneshot_annotation, write_oneshot_annotation
+from hands.data.prompts import describe_pose, hand_prompt
+from hands.io.safe_pickle import load_pickle
+from hands.mano import build_mano
+from hands.mano.joints import convert_joints
+from hands.mano.limits import MIRROR
+from hands.mano.poses import named_hand_pose
+from tests.conftest import fixture_path
+
+
+@pytest.fixture(scope="module")
+def layers():
+    return {side: build_mano(side, pose_convention="flat", dtype=torch.float64) for side in ("right", "left")}
+
+
+def test_pose_descriptions():
+    expected = {"rest": "open", "spread": "open", "fist": "fist", "point": "pointing", "relaxed": "holding"}
+    for name, description in expected.items():
+        pose = named_hand_pose(name)
+        assert describe_pose(pose) == description
+        assert describe_pose((pose.reshape(15, 3) * MIRROR).reshape(45), "left") == description
+    joints = np.zeros((21, 3))
+    joints[8] = [0.01, 0.0, 0.0]  # thumb tip (4) and index tip (8) 1 cm apart
+    assert describe_pose(named_hand_pose("relaxed"), joints=joints) == "pinching"
+    assert hand_prompt({"left": "fist"}) == "A photo of a person's left hand making a fist."
+    assert "right hand pointing" in hand_prompt({"right": "pointing", "left": "open"})
+
+
+@pytest.mark.parametrize("name", ["in_the_wild/anno/02023.pkl", "editing/anno/rainbow.pkl"])
+def test_ohta_fixture_pickles_read_and_round_trip(name, tmp_path):
+    path = fixture_path("ohta", *name.split("/"))
+    annotation = read_oneshot_annotation(path)
+    assert annotation.intrinsics.shape == (3, 3) and annotation.poses.shape == (48,) and annotation.img_type == "rgb"
+    middle_mcp = 9 if "in_the_wild" in name else 4  # HandMesh exports use the OpenPose order, InterHand ones MANO's
+    assert np.allclose(annotation.joints[middle_mcp], 0)
+    copy = write_oneshot_annotation(annotation, tmp_path / "copy.pkl")
+    again = read_oneshot_annotation(copy)
+    for field in ("intrinsics", "poses", "shape", "Th", "joints", "joint_cam", "bbox_min", "bbox2d"):
+        np.testing.assert_allclose(getattr(again, field), getattr(annotation, field), rtol=1e-6, atol=1e-6)
+    # what we write has the structure of the InterHand-derived fixture
+    ours = pickle.loads(copy.read_bytes())
+    reference = load_pickle(fixture_path("ohta", "editing", "anno", "rainbow.pkl"))
+    assert len(ours) == 4 and set(ours[0]) == set(reference[0]) and set(ours[1]) == set(reference[1])
+    for key, value in reference[1].items():
+        if hasattr(value, "shape"):
+            assert ours[1][key].shape == value.shape, key
+
+
+def test_malformed_ohta_pickles_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(pickle.dumps({"not": "a list"}))
+    with pytest.raises(OneShotFormatError, match="bad.pkl"):
+        read_oneshot_annotation(bad)
+    bad.write_bytes(pickle.dumps([{"intrinsics": np.eye(3)}, {"poses": np.zeros(5)}, np.zeros(4), "rgb"]))
+    with pytest.raises(OneShotFormatError, match="bbox"):
+        read_oneshot_annotation(bad)
+
+
+def test_ohta_export_is_consistent(synthetic_root, layers, tmp_path):
+    config = InterHandDataConfig(root=str(synthetic_root), image_size=128, bbox_scale=1.5, require_mano=True,
+                                 hand_types=["right", "left"], mirror_left=True)
+    written = export_ohta(InterHandDataset(config, mano_layers=layers), tmp_path / "ohta")
+    assert len(written) >= 3
+    for path in written:
+        a = read_oneshot_annotation(path)
+        out = layers["right"](torch.tensor(a.poses[:3])[None], torch.tensor(a.poses[3:])[None], torch.tensor(a.shape)[None])
+        joints = convert_joints(out.joints[0].numpy(), "canonical", "mano") * 10
+        np.testing.assert_allclose((joints - joints[4] + a.Th)[list(GT_ORDER_FROM_MANO)], a.joint_cam, atol=1e-4)
+        projected = a.joint_cam[:, :2] / a.joint_cam[:, 2:] * np.diag(a.intrinsics)[:2] + a.intrinsics[:2, 2]
+        np.testing.assert_allclose(projected, a.joint_img, atol=1e-3)
+        # mask against an independent rendering: OHTA's own way, filling every projected triangle
+        vertices = (out.vertices[0].numpy() * 10 - joints[4] + a.Th)
+        uv = vertices[:, :2] / vertices[:, 2:] * np.diag(a.intrinsics)[:2] + a.intrinsics[:2, 2]
+        filled = np.zeros((128, 128), np.uint8)
+        for face in layers["right"].faces.numpy():
+            cv2.fillConvexPoly(filled, np.round(uv[face] * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+        mask = cv2.imread(str(path.parent.parent / "mask" / path.with_suffix(".png").name), cv2.IMREAD_GRAYSCALE) > 150
+        filled = filled > 0  # fillConvexPoly also takes pixels the edges merely touch: agree up to one pixel
+        assert (mask & filled).sum() / mask.sum() > 0.98
+        assert (filled & ~cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)).sum() < 0.02 * filled.sum()
+        assert cv2.imread(str(path.parent.parent / "img" / path.with_suffix(".jpg").name)).shape == (128, 128, 3)
+
+
+def test_attentionhand_export(synthetic_root, layers, tmp_path):
+    config = InterHandDataConfig(root=str(synthetic_root), image_size=96, bbox_scale=2.0, require_mano=True)
+    output = tmp_path / "data"
+    manifest = export_attentionhand(InterHandDataset(config, mano_layers=layers), output, limit=8)
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(lines) == 8
+    for entry in lines:
+        assert set(entry) == {"mesh", "rgb", "text", "bbox"} and entry["mesh"].startswith("data/mesh/")
+        mesh = cv2.imread(str(tmp_path / entry["mesh"]))
+        assert mesh.shape == (96, 96, 3) and cv2.imread(str(tmp_path / entry["rgb"])).shape == (96, 96, 3)
+        prompt = (tmp_path / entry["text"]).read_text().splitlines()[0]
+        assert prompt.startswith("A photo of") and "hand" in prompt
+        # AttentionHand derives the hand box from the mesh render (grey > 127): it must agree with ours
+        ys, xs = np.nonzero(cv2.cvtColor(mesh, cv2.COLOR_BGR2GRAY) > 127)
+        x, y, w, h = entry["bbox"]
+        assert abs(xs.min() - x) <= 2 and abs(ys.min() - y) <= 2 and abs(xs.max() - (x + w - 1)) <= 2
+    with pytest.raises(FileExistsError):
+        export_attentionhand(InterHandDataset(config, mano_layers=layers), output, limit=2)
