@@ -2,9 +2,11 @@
 
     python scripts/prepare.py attentionhand --root data/InterHand2.6M --split train --output data/attentionhand
     python scripts/prepare.py ohta --root data/InterHand2.6M --split test --output data/ohta_oneshot
+    python scripts/prepare.py acr --root data/InterHand2.6M --split train --output data/acr_train
 
 attentionhand: RGB crops, mesh images rendered from the 3D labels, template prompts and modalities.json.
 ohta: one-shot inputs (img/, mask/, anno/*.pkl) for single hands, left hands mirrored to right.
+acr: whole images padded to 512 x 512, 33-class part-label maps and index.npz (cameras, poses, centres, joints).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hands.data.exports import export_attentionhand, export_ohta  # noqa: E402
+from hands.data.exports import export_acr, export_attentionhand, export_ohta  # noqa: E402
 from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset  # noqa: E402
 from hands.data.interhand.index import InterHandFormatError  # noqa: E402
 from hands.io.atomic import OutputExistsError  # noqa: E402
 
-DEFAULTS = {"attentionhand": {"image_size": 512, "bbox_scale": 2.0}, "ohta": {"image_size": 256, "bbox_scale": 1.5}}
+DEFAULTS = {"attentionhand": {"image_size": 512, "bbox_scale": 2.0}, "ohta": {"image_size": 256, "bbox_scale": 1.5},
+            "acr": {"image_size": 512, "bbox_scale": 1.0}}
 
 
 def main(argv: list[str] | None = None):
@@ -39,12 +42,11 @@ def main(argv: list[str] | None = None):
     config = InterHandDataConfig(root=args.root, split=args.split, image_size=args.size or defaults["image_size"],
                                  bbox_scale=defaults["bbox_scale"], require_mano=True,
                                  hand_types=["right", "left"] if args.method == "ohta" else ["right", "left", "interacting"],
-                                 mirror_left=args.method == "ohta")
+                                 mirror_left=args.method == "ohta", full_image=args.method == "acr")
     try:
         dataset = InterHandDataset(config)
-        if args.method == "attentionhand":
-            return export_attentionhand(dataset, args.output, args.limit, args.overwrite)
-        return export_ohta(dataset, args.output, args.limit, args.overwrite)
+        exporter = {"attentionhand": export_attentionhand, "ohta": export_ohta, "acr": export_acr}[args.method]
+        return exporter(dataset, args.output, args.limit, args.overwrite)
     except (InterHandFormatError, OutputExistsError) as error:
         parser.exit(2, f"error: {error}\n")
 

@@ -111,3 +111,50 @@ def test_attentionhand_export(synthetic_root, layers, tmp_path):
         assert abs(xs.min() - x) <= 2 and abs(ys.min() - y) <= 2 and abs(xs.max() - (x + w - 1)) <= 2
     with pytest.raises(FileExistsError):
         export_attentionhand(InterHandDataset(config, mano_layers=layers), output, limit=2)
+
+
+def test_weak_perspective_fit_and_centre_maps():
+    from hands.data.acr_targets import centre_heatmap, centre_radius, fit_weak_perspective, separate_centres
+
+    rng = np.random.default_rng(0)
+    joints = rng.normal(0, 0.05, (21, 3))
+    exact = 4.0 * joints[:, :2] + [0.1, -0.2]
+    np.testing.assert_allclose(fit_weak_perspective(joints, exact), [4.0, 0.1, -0.2], atol=1e-12)
+    noisy = exact + rng.normal(0, 0.01, exact.shape)
+    X = np.c_[joints[:, :2].reshape(-1), np.tile([[1, 0], [0, 1]], (21, 1))]  # interleaved rows (x, y) per joint
+    expected = np.linalg.solve(X.T @ X, X.T @ noisy.reshape(-1))  # normal equations
+    np.testing.assert_allclose(fit_weak_perspective(joints, noisy), expected, atol=1e-10)
+
+    assert centre_radius(np.array([0.2, 0.3])) == int(np.hypot(0.1, 0.15) * 4 + 2)
+    heatmap = centre_heatmap(np.array([0.0, 0.0]), radius=3)
+    sigma = 7 / 6
+    assert heatmap[32, 32] == 1.0 and np.isclose(heatmap[32, 33], np.exp(-1 / (2 * sigma ** 2)))
+    assert heatmap[32, 36] == 0 and heatmap.sum() < 2 * np.pi * sigma ** 2 + 1
+    assert centre_heatmap(np.array([1.5, 0.0]), 3).sum() == 0
+    close = separate_centres(np.array([[0.0, 0.0], [0.05, 0.0]]), np.array([3, 3]))
+    assert close[0, 0] < 0 < 0.05 < close[1, 0] and np.isclose(close[0, 0] + close[1, 0], 0.05)
+    np.testing.assert_array_equal(separate_centres(np.array([[-0.5, 0], [0.5, 0]]), np.array([3, 3])), [[-0.5, 0], [0.5, 0]])
+
+
+def test_acr_export(synthetic_root, layers, tmp_path):
+    from hands.data.exports import export_acr
+
+    config = InterHandDataConfig(root=str(synthetic_root), image_size=128, require_mano=True, full_image=True)
+    index = np.load(export_acr(InterHandDataset(config, mano_layers=layers), tmp_path / "acr"))
+    assert len(index["name"]) >= 20 and index["present"].any(axis=0).all()  # right and left hands both occur
+    for i, name in enumerate(index["name"]):
+        parts = cv2.imread(str(tmp_path / "acr" / "parts" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        assert parts.shape == (256, 256) and parts.max() <= 32
+        assert ((parts >= 1) & (parts <= 16)).any() == bool(index["present"][i, 0])
+        assert (parts >= 17).any() == bool(index["present"][i, 1])
+        for s, hand in enumerate((slice(0, 21), slice(21, 42))):
+            valid = index["joint_valid"][i, hand]
+            if not index["present"][i, s] or valid.sum() < 5:
+                continue
+            scale, tx, ty = index["camera"][i, s]
+            joints = index["joints_3d"][i, hand] - index["joints_3d"][i, hand][11]
+            residual = np.abs(scale * joints[:, :2] + [tx, ty] - index["joints_2d"][i, hand])[valid]
+            assert np.median(residual) < 0.05 and scale > 0  # weak perspective explains the (close-range) perspective view
+            cell = ((index["joints_2d"][i, hand][valid] + 1) * 128 - 0.5).round().astype(int).clip(0, 255)
+            labelled = cv2.dilate(parts, np.ones((5, 5), np.uint8))[cell[:, 1], cell[:, 0]] > 0
+            assert labelled.mean() > 0.8  # the hand's joints fall on its labelled pixels

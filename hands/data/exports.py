@@ -43,6 +43,16 @@ def sample_hands(sample: dict, layers: dict) -> dict[str, tuple[dict[str, torch.
     return hands
 
 
+def samples_with_hands(dataset: InterHandDataset, limit: int | None, description: str):
+    """(sample, hands, name) for the first `limit` samples that have at least one MANO fit, with a progress bar."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in tqdm(range(count), desc=description, unit="img"):
+        sample = dataset[i]
+        hands = sample_hands(sample, dataset.layers)
+        if hands:
+            yield sample, hands, f"{int(sample['annotation_id']):012d}"
+
+
 def encode_image(image_rgb: np.ndarray, suffix: str) -> bytes:
     """uint8 RGB image -> encoded bytes (.jpg or .png)."""
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR) if image_rgb.ndim == 3 else image_rgb)
@@ -60,17 +70,11 @@ def export_attentionhand(dataset: InterHandDataset, output: str | Path, limit: i
     size = dataset.config.image_size
     renderer = Renderer(size)
     lines = []
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    for i in tqdm(range(count), desc="attentionhand modalities", unit="img"):
-        sample = dataset[i]
-        hands = sample_hands(sample, dataset.layers)
-        if not hands:
-            continue
+    for sample, hands, name in samples_with_hands(dataset, limit, "attentionhand modalities"):
         meshes = join_meshes([Meshes(out.vertices.float(), dataset.layers[side].faces) for side, (_, out) in hands.items()])
         rendered = renderer.render(meshes, PerspectiveCamera(sample["K"]), ["mesh_image", "mask"])
         if not rendered.mask.any():
             continue
-        name = f"{int(sample['annotation_id']):012d}"
         poses = {side: describe_pose(params["hand_pose"][0].double().cpu().numpy(), side,
                                      out.joints[0].double().cpu().numpy()) for side, (params, out) in hands.items()}
         ys, xs = np.nonzero(rendered.mask[0].cpu().numpy())
@@ -95,12 +99,10 @@ def export_ohta(dataset: InterHandDataset, output: str | Path, limit: int | None
     renderer = Renderer(size)
     layer = dataset.layers["right"]
     written = []
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    for i in tqdm(range(count), desc="ohta one-shot inputs", unit="img"):
-        sample = dataset[i]
-        if not bool(sample["mano_valid_right"]) or bool(sample["mano_valid_left"]):
+    for sample, hands, name in samples_with_hands(dataset, limit, "ohta one-shot inputs"):
+        if set(hands) != {"right"}:
             continue  # one right hand only
-        params, out = sample_hands(sample, dataset.layers)["right"]
+        params, out = hands["right"]
         mask = renderer.render(Meshes(out.vertices.float(), layer.faces), PerspectiveCamera(sample["K"]), ["mask"]).mask[0]
         if int(mask.sum()) < 100:
             continue
@@ -112,9 +114,67 @@ def export_ohta(dataset: InterHandDataset, output: str | Path, limit: int | None
             out.vertices[0].double().cpu().numpy(), convert_joints(sample["joints_cam"][:21].double().numpy(), "interhand", "canonical"),
             convert_joints(sample["joint_valid"][:21, None].numpy(), "interhand", "canonical")[:, 0], sample["K"].double().numpy(),
             sample["crop_box"].double().numpy())
-        name = f"{int(sample['annotation_id']):012d}"
         atomic_write_bytes(output / "img" / f"{name}.jpg", encode_image(to_uint8_image(sample["image"]), ".jpg"), overwrite)
         atomic_write_bytes(output / "mask" / f"{name}.png", encode_image(mask.cpu().numpy().astype(np.uint8) * 255, ".png"), overwrite)
         written.append(write_oneshot_annotation(annotation, output / "anno" / f"{name}.pkl", overwrite))
     log.info("wrote %d OHTA one-shot inputs to %s", len(written), output)
     return written
+
+
+ACR_PART_SIZE = 256
+
+
+def export_acr(dataset: InterHandDataset, output: str | Path, limit: int | None = None, overwrite: bool = False) -> Path:
+    """ACR training index: square input images, 33-class part-label maps (256 x 256 PNG) and `index.npz` with per
+    sample and side: presence, weak-perspective camera (s, tx, ty), MANO pose (48, flat, camera-frame global
+    orient), betas, normalised centres and heatmap radii, plus 42 normalised 2D joints, camera-frame 3D joints
+    (meters) and their validity. Centre heatmaps are made on the fly from the centres (acr_targets)."""
+    from hands.data.acr_targets import centre_radius, fit_weak_perspective, separate_centres, to_normalised
+    from hands.render import hand_meshes
+
+    output = Path(output)
+    index_path = output / "index.npz"
+    check_writable(index_path, overwrite)
+    size = dataset.config.image_size
+    scale = ACR_PART_SIZE / size
+    renderer = Renderer(ACR_PART_SIZE)
+    rows: dict[str, list] = {key: [] for key in ("name", "present", "camera", "pose", "betas", "centre", "radius",
+                                                  "joints_2d", "joints_3d", "joint_valid")}
+    for sample, hands, name in samples_with_hands(dataset, limit, "acr index"):
+        K = sample["K"].double().clone()
+        K[:2, :2] *= scale
+        K[:2, 2] = (K[:2, 2] + 0.5) * scale - 0.5  # same pixel-centre convention at the smaller size
+        meshes = join_meshes([hand_meshes(out.vertices.float(), dataset.layers[side]) for side, (_, out) in hands.items()])
+        labels = renderer.render(meshes, PerspectiveCamera(K.float()), ["part_labels"]).part_labels[0]
+        joints_2d = to_normalised(sample["joints_2d"].double().numpy(), size)
+        joints_3d, valid = sample["joints_cam"].double().numpy(), sample["joint_valid"].numpy()
+        present, camera, pose, betas = np.zeros(2, bool), np.zeros((2, 3)), np.zeros((2, 48)), np.zeros((2, 10))
+        centre, radius = np.full((2, 2), -2.0), np.zeros(2, dtype=np.int64)
+        for s, side in enumerate(SIDES):
+            if side not in hands:
+                continue
+            params, out = hands[side]
+            hand = slice(0, 21) if side == "right" else slice(21, 42)
+            present[s] = True
+            pose[s] = torch.cat([params["global_orient"][0], params["hand_pose"][0]]).double().cpu().numpy()
+            betas[s] = params["betas"][0].double().cpu().numpy()
+            # 3D joints relative to the middle MCP (InterHand index 11), ACR's alignment joint (canonical 9)
+            camera[s] = fit_weak_perspective(joints_3d[hand] - joints_3d[hand][11], joints_2d[hand], valid[hand])
+            seen = joints_2d[hand][valid[hand]] if valid[hand].any() else joints_2d[hand]
+            lo, hi = seen.min(0), seen.max(0)
+            centre[s] = (lo + hi) / 2
+            radius[s] = centre_radius((hi - lo)[::-1])
+        if present.all():
+            centre = separate_centres(centre, radius)
+        atomic_write_bytes(output / "images" / f"{name}.jpg", encode_image(to_uint8_image(sample["image"]), ".jpg"), overwrite)
+        atomic_write_bytes(output / "parts" / f"{name}.png", encode_image(labels.cpu().numpy().astype(np.uint8), ".png"), overwrite)
+        for key, value in (("name", name), ("present", present), ("camera", camera), ("pose", pose), ("betas", betas),
+                           ("centre", centre), ("radius", radius), ("joints_2d", joints_2d), ("joints_3d", joints_3d),
+                           ("joint_valid", valid)):
+            rows[key].append(value)
+    arrays = {key: np.asarray(values) for key, values in rows.items()}
+    with atomic_path(index_path, overwrite) as tmp:
+        with open(tmp, "wb") as stream:
+            np.savez(stream, **arrays)
+    log.info("wrote an ACR index of %d samples to %s", len(rows["name"]), output)
+    return index_path

@@ -60,6 +60,8 @@ class InterHandDataConfig:
     """Drop annotations without a MANO fit for every hand of their type."""
     augment: bool = False
     """Random scale, rotation, translation, flip and colour (see AugmentConfig)."""
+    full_image: bool = False
+    """Crop the whole image padded to a square (ACR's input) instead of the hands' box."""
     mirror_left: bool = False
     """Always mirror single left hands into right hands (for right-hand-only methods such as OHTA)."""
     cache_dir: str | None = None
@@ -127,7 +129,11 @@ class InterHandDataset(Dataset):
         image = read_image(record.image_path)
         rng = np.random.default_rng([self.seed, item, torch.initial_seed() % (1 << 31)]) if self.augment else None
         size = self.config.image_size
-        box = expand_bbox(record.bbox, 1.0, self.config.bbox_scale)
+        if self.config.full_image:
+            side = max(record.width, record.height)
+            box = np.array([(record.width - 1) / 2 - side / 2, (record.height - 1) / 2 - side / 2, side, side], dtype=np.float64)
+        else:
+            box = expand_bbox(record.bbox, 1.0, self.config.bbox_scale)
         crop, colour = sample_crop(rng, box, (size, size), self.augment)
         if self.config.mirror_left and record.hand_type == "left":
             crop.flip = True
