@@ -1,7 +1,7 @@
 """Write a synthetic hand dataset in the InterHand2.6M file format.
 
     python scripts/make_synthetic.py --output data/synthetic [--config configs/synthetic.yaml] [key=value ...]
-    python scripts/make_synthetic.py --output data/synthetic num_images=10000 image_width=334 image_height=512
+    python scripts/make_synthetic.py --output data/synthetic --num 10000 --seed 0
 
 Keys are the fields of `hands.data.synthetic.generator.SyntheticConfig` (num_images, split, seed, ...). An
 interrupted run resumes when started again with the same settings; --overwrite starts over.
@@ -28,11 +28,16 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--config", default=None, help="YAML file with SyntheticConfig fields")
     parser.add_argument("--overwrite", action="store_true", help="start over, replacing an existing dataset")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (rendering)")
+    parser.add_argument("--num", type=int, default=None, help="number of images (same as num_images=N)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (same as seed=N)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of SyntheticConfig")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    overrides = list(args.overrides)
+    overrides += [f"num_images={args.num}"] if args.num is not None else []
+    overrides += [f"seed={args.seed}"] if args.seed is not None else []
     try:
-        config = load_config(SyntheticConfig, args.config, args.overrides)
+        config = load_config(SyntheticConfig, args.config, overrides)
     except ConfigError as error:
         parser.error(str(error))
     try:
