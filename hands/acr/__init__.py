@@ -1,0 +1,1 @@
+"""ACR (CVPR'23): attention-collaboration regression of zero, one or two hands from an image."""
