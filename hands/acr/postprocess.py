@@ -1,0 +1,137 @@
+"""From ACR's maps to hands: centre peaks, parameter sampling, the cross-hand prior, decoding and MANO.
+
+Per image at most one right and one left hand (ACR's design). A side is detected when its centre map's best
+local maximum (5 x 5 non-maximum suppression) exceeds `threshold` (0.35). Two guards against the "phantom
+second hand" users report on single-hand images (ACR issue #22): when both sides fire at (nearly) the same cell
+only the stronger one is kept, and a side needs part-segmentation support: enough pixels of its own 16 parts
+among the hand pixels around its centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+from hands.acr.model import ACRMaps
+from hands.geometry.cameras import WeakPerspectiveCamera
+from hands.geometry.rotations import rotation_6d_to_axis_angle
+from hands.mano.layer import ManoLayer
+
+SIDES = ("right", "left")
+PART_RANGE = {"right": (1, 17), "left": (17, 33)}
+MIDDLE_MCP = 9  # canonical joint order: ACR aligns hands at the middle-finger MCP
+
+
+@dataclass
+class PostprocessConfig:
+    """How detections are made from the centre maps."""
+
+    threshold: float = 0.35
+    """Minimum centre score (ACR's centermap_conf_thresh)."""
+    nms_kernel: int = 5
+    prior_max_distance: float = 32.0
+    """The cross-hand prior is used only when the two centres are at most this many map cells apart."""
+    conflict_radius: float = 2.0
+    """Both sides peaking within this many cells of each other are one hand: keep the stronger side."""
+    min_part_support: float = 0.25
+    """A side needs at least this share of its own parts among hand pixels within `support_radius` cells."""
+    support_radius: int = 4
+    focal: float = 1265.0
+    """Focal length (pixels at 512) of the pinhole camera used to place the meshes for rendering (ACR's value)."""
+
+
+@dataclass
+class HandDetection:
+    """One detected hand in one image. Pose in the flat-hand convention, camera-aligned global orientation;
+    vertices (778,3) and joints (21,3) in meters relative to the middle MCP; joints_2d (21,2) input pixels;
+    camera = weak perspective (s, tx, ty); translation (3,) places the root-relative mesh for a pinhole camera
+    with `PostprocessConfig.focal` (scaled to the input size) and the principal point at the image centre."""
+
+    batch_index: int
+    side: str
+    score: float
+    cell: tuple[int, int]
+    camera: Tensor
+    global_orient: Tensor
+    hand_pose: Tensor
+    betas: Tensor
+    vertices: Tensor
+    joints: Tensor
+    joints_2d: Tensor
+    translation: Tensor
+
+
+def centre_peaks(centre: Tensor, kernel: int = 5) -> tuple[Tensor, Tensor, Tensor]:
+    """Best local maximum per image of centre maps (B,1,h,w) -> score (B,), y (B,), x (B,)."""
+    pooled = nnf.max_pool2d(centre, kernel, 1, kernel // 2)
+    peaks = torch.where(pooled == centre, centre, torch.full_like(centre, float("-inf"))).flatten(1)
+    score, index = peaks.max(dim=1)
+    w = centre.shape[-1]
+    return score, index // w, index % w
+
+
+def part_support(part_logits: Tensor, batch_index: int, side: str, cell: tuple[int, int], map_size: int, radius: int) -> float:
+    """Share of the hand pixels near a map cell whose predicted part belongs to `side` (0 when no hand pixels)."""
+    labels = part_logits[batch_index].argmax(dim=0)
+    scale = labels.shape[-1] / map_size
+    y, x = int(cell[0] * scale), int(cell[1] * scale)
+    r = int(radius * scale)
+    window = labels[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1]
+    hand = window > 0
+    if not hand.any():
+        return 0.0
+    lo, hi = PART_RANGE[side]
+    return float(((window >= lo) & (window < hi)).sum() / hand.sum())
+
+
+def detect(maps: ACRMaps, config: PostprocessConfig) -> list[dict[str, tuple[float, tuple[int, int]]]]:
+    """Per image: side -> (score, (y, x) cell) of the kept detections."""
+    peaks = {side: centre_peaks(maps.centre[side], config.nms_kernel) for side in SIDES}
+    map_size = maps.centre["right"].shape[-1]
+    results = []
+    for b in range(maps.part_logits.shape[0]):
+        found = {}
+        for side in SIDES:
+            score, y, x = (v[b].item() for v in peaks[side])
+            if score <= config.threshold:
+                continue
+            if part_support(maps.part_logits, b, side, (y, x), map_size, config.support_radius) < config.min_part_support:
+                continue
+            found[side] = (score, (int(y), int(x)))
+        if len(found) == 2:
+            (sr, (yr, xr)), (sl, (yl, xl)) = found["right"], found["left"]
+            if ((yr - yl) ** 2 + (xr - xl) ** 2) ** 0.5 <= config.conflict_radius:
+                del found["left" if sr >= sl else "right"]
+        results.append(found)
+    return results
+
+
+def decode(maps: ACRMaps, detections: list[dict], layers: dict[str, ManoLayer], image_size: int,
+           config: PostprocessConfig) -> list[HandDetection]:
+    """Sample parameters at the detected centres, add the cross-hand prior, run MANO and project."""
+    hands = []
+    for b, found in enumerate(detections):
+        params = {side: maps.params[side][b, :, y, x].clone() for side, (_, (y, x)) in found.items()}
+        if len(found) == 2:
+            (yr, xr), (yl, xl) = found["right"][1], found["left"][1]
+            if ((yr - yl) ** 2 + (xr - xl) ** 2) ** 0.5 <= config.prior_max_distance:
+                params["left"][3:] += maps.prior["left"][b, :, yr, xr]  # the other hand's centre carries the prior
+                params["right"][3:] += maps.prior["right"][b, :, yl, xl]
+        for side, vector in params.items():
+            camera, rot6d, betas = vector[:3], vector[3:99].reshape(16, 6), vector[99:109]
+            pose = rotation_6d_to_axis_angle(rot6d, layout="columns").reshape(48)
+            layer = layers[side]
+            if layer.pose_convention != "flat":
+                raise ValueError("ACR decoding expects MANO layers built with pose_convention='flat'")
+            hand_pose = pose[3:] + layer.hands_mean.to(pose)  # ACR's MANO uses flat_hand_mean=False: mean-relative
+            out = layer(pose[None, :3].to(layer.v_template), hand_pose[None].to(layer.v_template), betas[None].to(layer.v_template))
+            root = out.joints[:, MIDDLE_MCP:MIDDLE_MCP + 1]
+            vertices, joints = out.vertices - root, out.joints - root
+            weak = WeakPerspectiveCamera(camera[:1].to(joints), camera[None, 1:3].to(joints), (image_size, image_size))
+            hands.append(HandDetection(
+                b, side, found[side][0], found[side][1], camera, pose[:3], hand_pose, betas, vertices[0], joints[0],
+                weak.project(joints)[0, :, :2], weak.to_perspective_translation(config.focal * image_size / 512)[0]))
+    return hands
