@@ -1,5 +1,5 @@
-"""HRNet-W32 (ACR's backbone, as in ROMP): four stages of parallel branches at 1/4 ... 1/32 resolution, returning
-the 1/4-resolution branch (B, 32, H/4, W/4).
+"""HRNet (W32 is ACR's backbone, as in ROMP): four stages of parallel branches at 1/4 ... 1/32 resolution,
+returning the 1/4-resolution branch (B, width, H/4, W/4).
 
 Parameter names follow the standard HRNet layout (conv1, layer1, transition1, stage2.0.branches...,
 fuse_layers...) so that ACR's official weights map onto it by prefix alone.
@@ -121,20 +121,19 @@ def transition(previous: list[int], current: list[int]) -> nn.ModuleList:
     return nn.ModuleList(layers)
 
 
-class HRNetW32(nn.Module):
-    """HRNet-W32 on images (B,3,H,W) already normalised -> features (B,32,H/4,W/4)."""
+class HRNet(nn.Module):
+    """HRNet on images (B,3,H,W) already normalised -> features (B,width,H/4,W/4); width 32 is HRNet-W32."""
 
-    out_channels = 32
-
-    def __init__(self) -> None:
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
+        self.out_channels = width
         self.conv1 = nn.Conv2d(3, 64, 3, 2, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
         self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = residual_stack(Bottleneck, 64, 64, 4)
-        widths = [32, 64, 128, 256]
+        widths = [width, 2 * width, 4 * width, 8 * width]
         self.transition1 = transition([256], widths[:2])
         self.stage2 = nn.Sequential(HighResolutionModule(widths[:2]))
         self.transition2 = transition(widths[:2], widths[:3])

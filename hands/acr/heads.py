@@ -54,12 +54,12 @@ def map_head(in_channels: int, out_channels: int, width: int = 64, blocks: int =
 class SideHeads(nn.Module):
     """The four map heads of one hand side."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, width: int = 64) -> None:
         super().__init__()
-        self.params = map_head(in_channels, PARAMS)
-        self.centre = map_head(in_channels, 1)
-        self.camera = map_head(in_channels, CAMERA)
-        self.prior = map_head(in_channels, PARAMS)
+        self.params = map_head(in_channels, PARAMS, width)
+        self.centre = map_head(in_channels, 1, width)
+        self.camera = map_head(in_channels, CAMERA, width)
+        self.prior = map_head(in_channels, PARAMS, width)
 
     def forward(self, features: Tensor) -> dict[str, Tensor]:
         camera = self.camera(features)
@@ -91,15 +91,15 @@ class PartRegressor(nn.Module):
     """Part-attention branch: pool pose (256-d) and shape (64-d) features with each part's segmentation map and
     regress, per side, 16 x 6D rotations (part k -> MANO joint k) and 10 betas."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, pose_width: int = 256, shape_width: int = 64) -> None:
         super().__init__()
-        self.pose_features = nn.Sequential(nn.Conv2d(in_channels, 256, 3, 1, 1), nn.BatchNorm2d(256, momentum=BN_MOMENTUM),
-                                           nn.ReLU(inplace=True))
-        self.shape_features = nn.Sequential(nn.Conv2d(256, 64, 1))
-        self.left_pose = LocallyConnected(256, 6, NUM_PARTS)
-        self.right_pose = LocallyConnected(256, 6, NUM_PARTS)
-        self.left_shape = nn.Linear(64 * NUM_PARTS, 10)
-        self.right_shape = nn.Linear(64 * NUM_PARTS, 10)
+        self.pose_features = nn.Sequential(nn.Conv2d(in_channels, pose_width, 3, 1, 1),
+                                           nn.BatchNorm2d(pose_width, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
+        self.shape_features = nn.Sequential(nn.Conv2d(pose_width, shape_width, 1))
+        self.left_pose = LocallyConnected(pose_width, 6, NUM_PARTS)
+        self.right_pose = LocallyConnected(pose_width, 6, NUM_PARTS)
+        self.left_shape = nn.Linear(shape_width * NUM_PARTS, 10)
+        self.right_shape = nn.Linear(shape_width * NUM_PARTS, 10)
 
     def forward(self, features: Tensor, part_logits: Tensor) -> dict[str, Tensor]:
         attention = nnf.interpolate(part_logits, scale_factor=0.5, mode="nearest")[:, 1:]  # drop background

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from hands.acr.backbone import HRNetW32
+from hands.acr.backbone import HRNet
 from hands.acr.heads import CAMERA, PARAMS, PartRegressor, SegmentationHead, SideHeads, coordinate_maps
 
 SIDES = ("right", "left")
@@ -26,17 +26,29 @@ class ACRMaps:
     prior: dict[str, Tensor]
 
 
+@dataclass
+class ACRNetConfig:
+    """Layer widths; the defaults are ACR's (HRNet-W32). Smaller values make tiny models for tests."""
+
+    backbone_width: int = 32
+    head_width: int = 64
+    pose_width: int = 256
+    shape_width: int = 64
+
+
 class ACRNet(nn.Module):
     """ACR's architecture. Input: RGB images (B,3,H,W) in [0,1], H and W multiples of 32 (512 in ACR)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: ACRNetConfig | None = None) -> None:
         super().__init__()
-        self.backbone = HRNetW32()
-        self.segmentation = SegmentationHead(HRNetW32.out_channels)
-        channels = HRNetW32.out_channels + 2
-        self.right_head = SideHeads(channels)
-        self.left_head = SideHeads(channels)
-        self.parts = PartRegressor(channels)
+        self.config = config or ACRNetConfig()
+        c = self.config
+        self.backbone = HRNet(c.backbone_width)
+        self.segmentation = SegmentationHead(c.backbone_width)
+        channels = c.backbone_width + 2
+        self.right_head = SideHeads(channels, c.head_width)
+        self.left_head = SideHeads(channels, c.head_width)
+        self.parts = PartRegressor(channels, c.pose_width, c.shape_width)
         self.fuse_right = nn.Conv2d(2 * MAP_CHANNELS, MAP_CHANNELS, 1)
         self.fuse_left = nn.Conv2d(2 * MAP_CHANNELS, MAP_CHANNELS, 1)
 

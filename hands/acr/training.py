@@ -1,0 +1,106 @@
+"""Training ACR (never released upstream): a LightningModule, its config, and held-out MPJPE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from hands.acr.checkpoint import load_official_checkpoint
+from hands.acr.data import ACRTrainingSet
+from hands.acr.losses import SIDES, LossWeights, acr_losses, ground_truth_hand, hand_from_params, params_at
+from hands.acr.model import ACRNet, ACRNetConfig
+from hands.mano import build_mano
+
+
+@dataclass
+class ACRTrainConfig:
+    """Data, model and optimisation of an ACR training run."""
+
+    data: str = "data/acr_train"
+    """Folder written by `scripts/prepare.py acr` (images/, parts/, index.npz)."""
+    val_data: str | None = None
+    """A separate validation folder; without it the last `val_fraction` of `data` is held out."""
+    val_fraction: float = 0.1
+    input_size: int = 512
+    flip_prob: float = 0.5
+    """Probability of a left-right mirror (swaps right and left hands)."""
+    batch_size: int = 8
+    num_workers: int = 2
+    lr: float = 3e-4
+    weight_decay: float = 1e-6
+    net: ACRNetConfig = field(default_factory=ACRNetConfig)
+    losses: LossWeights = field(default_factory=LossWeights)
+    init_checkpoint: str | None = None
+    """Official wild.pkl to start from (None: random initialisation)."""
+    mano_dir: str | None = None
+    seed: int = 0
+
+
+def split_rows(count: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out row indices: the last `val_fraction` of the rows (at least one) are held out."""
+    held_out = max(1, int(round(count * val_fraction)))
+    return np.arange(count - held_out), np.arange(count - held_out, count)
+
+
+def root_relative_mpjpe(module: "ACRModule", batch: dict) -> tuple[float, int]:
+    """Sum of per-hand MPJPE (mm, middle-MCP aligned, valid joints) over the hands of a batch, and their count,
+    reading parameters at the ground-truth centres."""
+    maps = module.model(batch["image"])
+    total, hands = 0.0, 0
+    for s, side in enumerate(SIDES):
+        present = batch["present"][:, s]
+        if not present.any():
+            continue
+        pred = hand_from_params(params_at(maps.params[side], batch["centre"][:, s])[present], module.layers[side])
+        gt = ground_truth_hand(batch, side)
+        valid = gt["valid"]
+        errors = ((pred["joints"] - gt["joints"]).norm(dim=-1) * valid).sum(1) / valid.sum(1).clamp_min(1)
+        total += float(errors.sum()) * 1000.0
+        hands += int(present.sum())
+    return total, hands
+
+
+class ACRModule(pl.LightningModule):
+    """ACRNet + both MANO layers, trained with `acr_losses`."""
+
+    def __init__(self, config: ACRTrainConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = ACRNet(config.net)
+        if config.init_checkpoint:
+            load_official_checkpoint(self.model, config.init_checkpoint)
+        self.layers = torch.nn.ModuleDict({side: build_mano(side, config.mano_dir, pose_convention="flat") for side in SIDES})
+        self._val = [0.0, 0]
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        losses = acr_losses(self.model(batch["image"]), batch, self.layers, self.config.losses)
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False, batch_size=len(batch["image"]))
+        self.log("loss", losses["total"].detach(), prog_bar=True, batch_size=len(batch["image"]))
+        return losses["total"]
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        total, hands = root_relative_mpjpe(self, batch)
+        self._val[0] += total
+        self._val[1] += hands
+
+    def on_validation_epoch_end(self) -> None:
+        total, hands = self._val
+        self.log("val/mpjpe", total / max(hands, 1), prog_bar=True, sync_dist=True)
+        self._val = [0.0, 0]
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def datasets(self) -> tuple[ACRTrainingSet, ACRTrainingSet]:
+        """Training (with flips) and validation sets from the config."""
+        c = self.config
+        if c.val_data:
+            train = ACRTrainingSet(c.data, c.input_size, flip_prob=c.flip_prob, seed=c.seed)
+            return train, ACRTrainingSet(c.val_data, c.input_size)
+        count = len(ACRTrainingSet(c.data, c.input_size))
+        train_rows, val_rows = split_rows(count, c.val_fraction)
+        return (ACRTrainingSet(c.data, c.input_size, train_rows, c.flip_prob, c.seed),
+                ACRTrainingSet(c.data, c.input_size, val_rows))
