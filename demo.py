@@ -1,10 +1,15 @@
-"""Demo: render the hand model in a few poses.
+"""Demo: ACR hand reconstruction on your images, videos or webcam; or the hand model in a few poses.
 
-    python demo.py [--output outputs/demo] [--overwrite] [--size 384] [--device auto] [--mano-dir DIR]
+    python demo.py --demo_mode image  --inputs photo.jpg  [--checkpoint checkpoints/acr/wild.pkl] [--out DIR]
+    python demo.py --demo_mode folder --inputs frames/ [-t]          # overlays, .npz per frame, an .mp4
+    python demo.py --demo_mode video  --inputs clip.mp4 [-t] [--save_mesh]
+    python demo.py --demo_mode webcam [--cam_id 0] [--max_frames 300]
+    python demo.py                                                    # poses mode: no checkpoint needed
 
-Until the ACR demo lands, this renders the configured MANO model (or the built-in open hand) in the rest, fist,
-point and spread poses and, when ../shared/fixtures is present, the pose of a real MANO fit; the images and the
-config that made them land in the output folder.
+ACR modes write to --out (default demos_outputs/): the overlay per frame, the hands' MANO parameters, joints and
+cameras as .npz, .obj meshes with --save_mesh, summary.json, and an .mp4 for folders and videos. -t smooths the
+hands over time with One-Euro filters (ACR's settings). The poses mode renders the configured MANO model (or
+the built-in open hand) in a few poses into --output (default outputs/demo).
 """
 
 from __future__ import annotations
@@ -67,7 +72,19 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--size", type=int, default=384, help="image side in pixels")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
+    parser.add_argument("--demo_mode", default="poses", choices=["poses", "image", "folder", "video", "webcam"])
+    parser.add_argument("--inputs", default=None, help="image, folder of frames or video file (ACR modes)")
+    parser.add_argument("--out", default="demos_outputs", help="output folder of the ACR modes")
+    parser.add_argument("--checkpoint", default="checkpoints/acr/wild.pkl", help="official wild.pkl or a train.py .ckpt")
+    parser.add_argument("-t", "--temporal_optimization", action="store_true", help="One-Euro smoothing over frames")
+    parser.add_argument("--smooth_coeff", type=float, default=4.0, help="One-Euro min cutoff of the pose filters")
+    parser.add_argument("--save_mesh", action="store_true", help="also write each hand as .obj")
+    parser.add_argument("--threshold", type=float, default=0.35, help="centre-map detection threshold")
+    parser.add_argument("--cam_id", type=int, default=0)
+    parser.add_argument("--max_frames", type=int, default=0, help="stop after this many frames (0: all; webcam: 300)")
     args = parser.parse_args(argv)
+    if args.demo_mode != "poses":
+        return run_acr(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     log = logging.getLogger("demo")
     out_dir = Path(args.output)
@@ -93,6 +110,24 @@ def main(argv: list[str] | None = None) -> Path:
         OmegaConf.save(config, tmp)
     log.info("wrote %d images and config.yaml to %s", len(tiles) + 1, out_dir)
     return out_dir
+
+
+def run_acr(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """The ACR modes (image, folder, video, webcam)."""
+    from hands.acr.demo_runner import DemoOptions, run_demo
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.demo_mode != "webcam" and not args.inputs:
+        parser.error(f"--demo_mode {args.demo_mode} needs --inputs")
+    options = DemoOptions(
+        mode=args.demo_mode, inputs=args.inputs, out=args.out, checkpoint=args.checkpoint, temporal=args.temporal_optimization,
+        smooth_coeff=args.smooth_coeff, save_mesh=args.save_mesh, overwrite=args.overwrite,
+        device=str(resolve_device(args.device)), mano_dir=args.mano_dir, threshold=args.threshold, cam_id=args.cam_id,
+        max_frames=args.max_frames or (300 if args.demo_mode == "webcam" else 0))
+    try:
+        return run_demo(options)
+    except (FileNotFoundError, OSError) as error:
+        parser.exit(2, f"error: {error}\n")
 
 
 if __name__ == "__main__":

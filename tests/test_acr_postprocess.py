@@ -76,3 +76,17 @@ def test_decoding_recovers_parameters_and_applies_the_prior():
         f = PostprocessConfig().focal * IMAGE / 512
         root = hand.translation
         torch.testing.assert_close(root[:2] / root[2] * f + (IMAGE - 1) / 2, expected_2d[9])
+
+
+def test_letterbox_maps_pixels_back_to_the_original():
+    import numpy as np
+
+    from hands.acr.predictor import letterbox
+
+    image = np.zeros((120, 200, 3), np.uint8)
+    image[30:34, 150:154] = 255  # a bright square centred at (151.5, 31.5)
+    square, box = letterbox(image, 64)
+    assert square.shape == (64, 64, 3)
+    ys, xs = np.nonzero(square[..., 0] > 60)
+    centre = box.to_original(np.array([xs.mean(), ys.mean()]))
+    np.testing.assert_allclose(centre, [151.5, 31.5], atol=0.6)

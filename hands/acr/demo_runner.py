@@ -1,0 +1,208 @@
+"""ACR demo on an image, a folder of frames, a video or a webcam: overlays, per-frame parameters, meshes, video.
+
+Fixes over the original demo: image mode works, every flag is honoured, nothing is written to the working
+directory, and it runs headless on the CPU (our renderer needs neither OpenGL nor pytorch3d).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hands.acr.checkpoint import CheckpointError, load_official_checkpoint
+from hands.acr.model import ACRNet, ACRNetConfig
+from hands.acr.postprocess import HandDetection, PostprocessConfig
+from hands.acr.predictor import ACRPredictor, Letterbox
+from hands.acr.smoothing import HandSmoother
+from hands.data.interhand.dataset import read_image
+from hands.geometry.cameras import WeakPerspectiveCamera
+from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
+from hands.io.mesh import save_obj
+from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes, overlay
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+HAND_COLOURS = {"right": (0.94, 0.71, 0.53), "left": (0.46, 0.59, 0.64)}  # ACR's mesh colours
+
+
+@dataclass
+class DemoOptions:
+    mode: str
+    inputs: str | None
+    out: str = "demos_outputs"
+    checkpoint: str = "checkpoints/acr/wild.pkl"
+    temporal: bool = False
+    smooth_coeff: float = 4.0
+    save_mesh: bool = False
+    overwrite: bool = False
+    device: str = "cpu"
+    mano_dir: str | None = None
+    threshold: float = 0.35
+    cam_id: int = 0
+    max_frames: int = 0
+    input_size: int = 512
+
+
+def load_acr_model(path: str | Path) -> ACRNet:
+    """ACRNet with the official `wild.pkl`, or with a checkpoint of our trainer (`.ckpt`: weights under `model.`,
+    layer widths read from the tensor shapes)."""
+    path = Path(path)
+    if path.suffix != ".ckpt":
+        model = ACRNet()
+        load_official_checkpoint(model, path)
+        return model
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    config = ACRNetConfig(backbone_width=weights["backbone.transition1.0.0.weight"].shape[0],
+                          head_width=weights["right_head.params.0.0.weight"].shape[0],
+                          pose_width=weights["parts.pose_features.0.weight"].shape[0],
+                          shape_width=weights["parts.shape_features.0.weight"].shape[0])
+    model = ACRNet(config)
+    model.load_state_dict(weights)
+    return model
+
+
+def _natural_key(path: Path):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def read_frames(options: DemoOptions) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, uint8 RGB frame) from the input of the chosen mode."""
+    limit = options.max_frames or None
+    if options.mode == "image":
+        yield Path(options.inputs).stem, read_image(options.inputs)
+        return
+    if options.mode == "folder":
+        folder = Path(options.inputs)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--inputs {folder} is not a folder")
+        files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if not files:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        for path in files[:limit]:
+            yield path.stem, read_image(path)
+        return
+    source = options.cam_id if options.mode == "webcam" else options.inputs
+    if options.mode == "video" and not Path(options.inputs).is_file():
+        raise FileNotFoundError(f"video not found: {options.inputs}")
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise OSError(f"could not open {'camera ' + str(source) if options.mode == 'webcam' else source}")
+    index = 0
+    try:
+        while limit is None or index < limit:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            yield f"{index:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        capture.release()
+
+
+def original_camera(box: Letterbox, focal: float) -> torch.Tensor:
+    """Intrinsics (3,3) in original-image pixels of the pinhole camera the hands were placed for."""
+    f_in = focal * box.input_size / 512
+    c_in = (box.input_size - 1) / 2
+    f = f_in / box.scale
+    cx, cy = (c_in + 0.5) / box.scale - 0.5 - box.offset
+    return torch.tensor([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
+
+
+def render_hands(image: np.ndarray, hands: list[HandDetection], box: Letterbox, faces: dict, focal: float) -> np.ndarray:
+    """The hands drawn over the frame (alpha 0.9), shaded, in ACR's colours."""
+    if not hands:
+        return image.copy()
+    parts = []
+    for hand in hands:
+        vertices = (hand.vertices + hand.translation).float().cpu()[None]
+        colours = torch.tensor(HAND_COLOURS[hand.side]).expand(vertices.shape[1], 3)[None]
+        parts.append(Meshes(vertices, faces[hand.side].cpu(), vertex_colors=colours))
+    out = Renderer(image.shape[:2]).render(join_meshes(parts), PerspectiveCamera(original_camera(box, focal)),
+                                           ["mesh_image", "color", "mask"])
+    shaded = out.color[0] * out.mesh_image[0].mean(dim=0, keepdim=True)
+    return overlay(image, shaded, out.mask[0], alpha=0.9)
+
+
+def run_demo(options: DemoOptions) -> Path:
+    """Run the demo; returns the output folder (overlays, per-frame .npz, optional .obj, summary.json, .mp4)."""
+    out = Path(options.out)
+    check_writable(out / "summary.json", options.overwrite)
+    try:
+        model = load_acr_model(options.checkpoint)
+    except CheckpointError as error:
+        raise SystemExit(f"error: {error}") from None
+    config = PostprocessConfig(threshold=options.threshold)
+    predictor = ACRPredictor(model, options.input_size, config, options.mano_dir, options.device)
+    faces = {side: layer.faces for side, layer in predictor.layers.items()}
+    smoothers = {side: HandSmoother(options.smooth_coeff) for side in ("right", "left")}
+    summary, writer = [], None
+    video_path = out / f"{Path(options.inputs or 'webcam').stem}_output.mp4"
+    try:
+        for name, frame in tqdm(read_frames(options), desc=f"acr {options.mode}", unit="frame"):
+            hands, box = predictor.predict(frame)
+            if options.temporal:
+                hands = [smooth(hand, smoothers[hand.side], predictor) for hand in hands]
+            picture = render_hands(frame, hands, box, faces, config.focal)
+            atomic_write_bytes(out / f"{name}.jpg", cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))[1].tobytes(),
+                               overwrite=True)
+            arrays = {"sides": np.array([h.side for h in hands])}
+            for h in hands:
+                joints_2d = box.to_original(h.joints_2d.cpu().numpy())
+                for key, value in (("score", h.score), ("camera", h.camera), ("translation", h.translation),
+                                   ("global_orient", h.global_orient), ("hand_pose", h.hand_pose), ("betas", h.betas),
+                                   ("joints", h.joints), ("joints_2d", joints_2d), ("vertices", h.vertices)):
+                    arrays[f"{h.side}_{key}"] = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+                if options.save_mesh:
+                    save_obj(out / f"{name}_{h.side}.obj", (h.vertices + h.translation).cpu().numpy(), faces[h.side].cpu().numpy(),
+                             overwrite=True)
+            with atomic_path(out / f"{name}.npz", overwrite=True) as tmp, open(tmp, "wb") as stream:
+                np.savez(stream, **arrays)
+            summary.append({"frame": name, "hands": [{"side": h.side, "score": round(h.score, 4),
+                                                      "joints_2d_bbox": _bbox(box.to_original(h.joints_2d.cpu().numpy()))}
+                                                     for h in hands]})
+            if options.mode in ("folder", "video"):
+                if writer is None:
+                    video_path.parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(video_path) + ".part.mp4", cv2.VideoWriter_fourcc(*"mp4v"), 30,
+                                             (picture.shape[1], picture.shape[0]))
+                writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    finally:
+        if writer is not None:
+            writer.release()
+            Path(str(video_path) + ".part.mp4").replace(video_path)
+    with atomic_path(out / "summary.json", options.overwrite) as tmp:
+        tmp.write_text(json.dumps({"mode": options.mode, "inputs": options.inputs, "checkpoint": options.checkpoint,
+                                   "frames": summary}, indent=1))
+    log.info("wrote %d frames to %s", len(summary), out)
+    return out
+
+
+def _bbox(points: np.ndarray) -> list[float]:
+    lo, hi = points.min(0), points.max(0)
+    return [round(float(v), 1) for v in (*lo, *(hi - lo))]
+
+
+def smooth(hand: HandDetection, smoother: HandSmoother, predictor: ACRPredictor) -> HandDetection:
+    """The hand with One-Euro-filtered parameters and its mesh recomputed."""
+    orient, pose, betas = smoother(hand.global_orient, hand.hand_pose, hand.betas)
+    layer = predictor.layers[hand.side]
+    out = layer(orient[None].to(layer.v_template), pose[None].to(layer.v_template), betas[None].to(layer.v_template))
+    root = out.joints[:, 9:10]
+    hand.global_orient, hand.hand_pose, hand.betas = orient, pose, betas
+    hand.vertices, hand.joints = (out.vertices - root)[0], (out.joints - root)[0]
+    weak = WeakPerspectiveCamera(hand.camera[:1].to(hand.joints), hand.camera[None, 1:3].to(hand.joints),
+                                 (predictor.input_size, predictor.input_size))
+    hand.joints_2d = weak.project(hand.joints[None])[0, :, :2]
+    return hand

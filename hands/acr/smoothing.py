@@ -1,0 +1,58 @@
+"""One-Euro filtering of hand parameters over video frames, with ACR's settings (from minimal-hand).
+
+Per side: the hand pose (45 axis-angle values) with min_cutoff = smooth_coeff (4.0) and beta 0.7; the global
+orientation as a rotation matrix with the same settings (re-orthonormalised after filtering); betas with
+min_cutoff 0.6 and beta 0.7. 30 Hz, derivative cutoff 1 Hz. The camera is not filtered.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+
+class OneEuroFilter:
+    """Casiez et al. 2012: an adaptive low-pass filter; arrays of any fixed shape."""
+
+    def __init__(self, min_cutoff: float, beta: float, d_cutoff: float = 1.0, freq: float = 30.0) -> None:
+        self.min_cutoff, self.beta, self.d_cutoff, self.freq = min_cutoff, beta, d_cutoff, freq
+        self.previous: np.ndarray | None = None
+        self.previous_derivative: np.ndarray | None = None
+
+    def _alpha(self, cutoff):
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau * self.freq)
+
+    def __call__(self, value: np.ndarray) -> np.ndarray:
+        value = np.asarray(value, dtype=np.float64)
+        if self.previous is None:
+            self.previous, self.previous_derivative = value, np.zeros_like(value)
+            return value
+        derivative = (value - self.previous) * self.freq
+        a_d = self._alpha(self.d_cutoff)
+        derivative = a_d * derivative + (1 - a_d) * self.previous_derivative
+        cutoff = self.min_cutoff + self.beta * np.abs(derivative)
+        a = self._alpha(cutoff)
+        smoothed = a * value + (1 - a) * self.previous
+        self.previous, self.previous_derivative = smoothed, derivative
+        return smoothed
+
+
+class HandSmoother:
+    """Filters (global_orient, hand_pose, betas) of one hand side across frames."""
+
+    def __init__(self, smooth_coeff: float = 4.0) -> None:
+        self.pose = OneEuroFilter(smooth_coeff, 0.7)
+        self.orient = OneEuroFilter(smooth_coeff, 0.7)
+        self.betas = OneEuroFilter(0.6, 0.7)
+
+    def __call__(self, global_orient: torch.Tensor, hand_pose: torch.Tensor, betas: torch.Tensor):
+        matrix = self.orient(Rotation.from_rotvec(global_orient.detach().cpu().double().numpy()).as_matrix())
+        u, _, vt = np.linalg.svd(matrix)  # back to the nearest rotation
+        rotation = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+        as_tensor = lambda x: torch.as_tensor(x, dtype=hand_pose.dtype, device=hand_pose.device)  # noqa: E731
+        return (as_tensor(Rotation.from_matrix(rotation).as_rotvec()), as_tensor(self.pose(hand_pose.detach().cpu().numpy())),
+                as_tensor(self.betas(betas.detach().cpu().numpy())))
