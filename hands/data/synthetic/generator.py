@@ -75,6 +75,10 @@ class SyntheticConfig:
     """Range of camera distances from the hands in meters."""
     hand_fill: list[float] = field(default_factory=lambda: [0.35, 0.7])
     """Range of the fraction of the image height a 28 cm scene (two hands side by side) spans."""
+    orientation_range_deg: float = 180.0
+    """Hands turn by up to this angle from MANO's rest orientation (180: uniformly random)."""
+    camera_cone_deg: float = 180.0
+    """Cameras sit within this angle of the world +z axis (180: anywhere around the hands)."""
     jpeg_quality: int = 92
     seed: int = 0
     mano_dir: str | None = None
@@ -111,7 +115,8 @@ class SyntheticWriter:
         self.device = torch.device(device)
         self.layers = {side: build_mano(side, config.mano_dir, pose_convention="flat", dtype=torch.float64)
                        for side in ("right", "left")}
-        self.sampler = SceneSampler(self.layers, config.pose_components, config.pose_scale)
+        self.sampler = SceneSampler(self.layers, config.pose_components, config.pose_scale,
+                                    np.deg2rad(config.orientation_range_deg))
         self.renderer = Renderer((config.image_height, config.image_width))
         self._captures: dict[int, dict] = {}
 
@@ -123,7 +128,7 @@ class SyntheticWriter:
             c = self.config
             betas = np.clip(rng.normal(0, c.shape_std, 10), -2.5, 2.5)
             cameras = sample_cameras(rng, c.cameras_per_capture, (c.image_height, c.image_width),
-                                     tuple(c.camera_distance), tuple(c.hand_fill))
+                                     tuple(c.camera_distance), tuple(c.hand_fill), cone_angle=np.deg2rad(c.camera_cone_deg))
             self._captures[index] = {"betas": betas, "skin": sample_skin_tone(rng), "cameras": cameras}
         return self._captures[index]
 

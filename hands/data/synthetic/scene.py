@@ -37,6 +37,22 @@ class HandScene:
     contact: bool = False
 
 
+def direction_in_cone(rng: np.random.Generator, max_angle: float, axis=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """A unit vector uniformly distributed on the spherical cap within `max_angle` radians of `axis`."""
+    cos_theta = rng.uniform(np.cos(min(max_angle, np.pi)), 1.0)
+    phi = rng.uniform(0, 2 * np.pi)
+    sin_theta = np.sqrt(1 - cos_theta ** 2)
+    local = np.array([sin_theta * np.cos(phi), sin_theta * np.sin(phi), cos_theta])
+    return Rotation.align_vectors([axis], [[0.0, 0.0, 1.0]])[0].apply(local)
+
+
+def random_orientation(rng: np.random.Generator, max_angle: float = np.pi) -> np.ndarray:
+    """Axis-angle (3,): uniform over all rotations, or a random axis turned by up to `max_angle` radians."""
+    if max_angle >= np.pi:
+        return Rotation.random(random_state=rng).as_rotvec()
+    return direction_in_cone(rng, np.pi) * rng.uniform(0, max_angle)
+
+
 def min_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Smallest distance between two point sets (N,3), (M,3)."""
     return float(torch.cdist(a, b).min())
@@ -45,8 +61,10 @@ def min_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 class SceneSampler:
     """Samples one- and two-hand scenes from MANO layers (both sides, flat-hand convention, float64)."""
 
-    def __init__(self, layers: dict[str, ManoLayer], pose_components: int = 12, pose_scale: float = 0.9) -> None:
+    def __init__(self, layers: dict[str, ManoLayer], pose_components: int = 12, pose_scale: float = 0.9,
+                 orientation_range: float = np.pi) -> None:
         self.layers = layers
+        self.orientation_range = orientation_range
         self.pose_components = pose_components
         self.pose_scale = pose_scale
 
@@ -54,7 +72,7 @@ class SceneSampler:
         layer = self.layers[side]
         pose = sample_hand_poses(rng, 1, layer.hand_components.cpu().numpy(), layer.hands_mean.cpu().numpy(), side,
                                  self.pose_components, self.pose_scale)[0]
-        orient = Rotation.random(random_state=rng).as_rotvec()
+        orient = random_orientation(rng, self.orientation_range)
         return self._posed(side, orient, pose, betas, np.zeros(3))
 
     def _posed(self, side: str, orient, pose, betas, transl) -> HandParams:
@@ -114,17 +132,18 @@ def look_at_rotation(camera_centre: np.ndarray, target: np.ndarray, roll: float)
 
 def sample_cameras(rng: np.random.Generator, count: int, image_size: tuple[int, int],
                    distance_range: tuple[float, float] = (0.45, 0.9), fill_range: tuple[float, float] = (0.35, 0.7),
-                   hand_extent: float = 0.28) -> list[InterHandCamera]:
-    """`count` cameras on a sphere around the origin, looking at it (within a few cm), with focal lengths that
-    make a `hand_extent`-meter scene span `fill_range` of the image height. Units as InterHand2.6M (mm)."""
+                   hand_extent: float = 0.28, cone_angle: float = np.pi) -> list[InterHandCamera]:
+    """`count` cameras around the origin (within `cone_angle` radians of +z), looking at it (within a few cm),
+    with focal lengths that make a `hand_extent`-meter scene span `fill_range` of the image height. Units as
+    InterHand2.6M (mm)."""
     height, width = image_size
     cameras = []
     for _ in range(count):
-        direction = rng.normal(size=3)
-        direction /= np.linalg.norm(direction)
+        direction = direction_in_cone(rng, cone_angle)
         distance = rng.uniform(*distance_range)
         centre = direction * distance
-        R = look_at_rotation(centre, rng.normal(0, 0.02, 3), rng.uniform(-np.pi, np.pi))
+        roll = min(cone_angle, np.pi)  # a narrow cone also keeps the cameras upright
+        R = look_at_rotation(centre, rng.normal(0, 0.02, 3), rng.uniform(-roll, roll))
         focal = rng.uniform(*fill_range) * height * distance / hand_extent
         princpt = np.array([(width - 1) / 2, (height - 1) / 2]) + rng.normal(0, 0.01 * width, 2)
         cameras.append(InterHandCamera(R, centre * 1000.0, np.array([focal, focal]), princpt))
