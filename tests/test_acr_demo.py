@@ -58,3 +58,14 @@ def test_image_mode_and_missing_inputs(checkpoint, frames, tmp_path):
     with pytest.raises(SystemExit):
         demo(["--demo_mode", "video", "--inputs", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "y"),
               "--checkpoint", str(checkpoint)])
+
+
+def test_eval_script_reports_both_protocols(checkpoint, synthetic_root, tmp_path):
+    from scripts.eval_acr import main as evaluate
+
+    results = evaluate(["--root", str(synthetic_root), "--split", "train", "--checkpoint", str(checkpoint), "--size", "128",
+                        "--threshold=-1e9", "--device", "cpu", "--limit", "12", "--output", str(tmp_path / "eval.json")])
+    assert results["images"] == 12
+    assert np.isfinite(results["internet_mpjpe_all"]) and results["internet_mpjpe_all"] > 0
+    assert 0 <= results["internet_handedness_accuracy"] <= 1 and 0 <= results["phantom_hand_rate"] <= 1
+    assert json.loads((tmp_path / "eval.json").read_text())["images"] == 12

@@ -44,7 +44,7 @@ class InterNetEvaluator:
         errors = torch.zeros(valid.shape, dtype=pred_joints.dtype, device=pred_joints.device)
         for side in SIDES:
             hand, root = JOINT_SLICE[side], ROOT_INDEX[side]
-            valid[:, hand] &= valid[:, root:root + 1]
+            valid[:, hand] = valid[:, hand] & valid[:, root:root + 1].clone()
             errors[:, hand] = ((pred_joints[:, hand] - pred_joints[:, root:root + 1])
                                - (gt_joints[:, hand] - gt_joints[:, root:root + 1])).norm(dim=-1)
         errors_mm, valid_np = errors.detach().cpu().double().numpy() * 1000.0, valid.cpu().numpy()

@@ -1,0 +1,106 @@
+"""Evaluate ACR on an InterHand-format split (InterHand2.6M or a synthetic set) under both protocols.
+
+    python scripts/eval_acr.py --root data/InterHand2.6M --split test --checkpoint checkpoints/acr/wild.pkl
+    python scripts/eval_acr.py --root data/synthetic --checkpoint outputs/acr_synthetic/checkpoints/last.ckpt --limit 500
+
+Prints MPJPE (InterNet protocol: single / interacting / all), MRRPE and handedness accuracy; MPJPE and MPVPE
+(IntagHand protocol, interacting images); and the phantom-hand rate (single-hand images where a second hand
+is reported). MRRPE uses the demo's pinhole placement (focal 1265 at 512), not the dataset camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hands.acr.checkpoint import CheckpointError  # noqa: E402
+from hands.acr.demo_runner import load_acr_model  # noqa: E402
+from hands.acr.postprocess import PostprocessConfig, decode, detect  # noqa: E402
+from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset, mano_vector_split  # noqa: E402
+from hands.data.interhand.format import JOINT_SLICE  # noqa: E402
+from hands.eval.protocols import IntagHandEvaluator, InterNetEvaluator  # noqa: E402
+from hands.io.atomic import atomic_path  # noqa: E402
+from hands.mano.joints import convert_joints  # noqa: E402
+from hands.utils.device import resolve_device  # noqa: E402
+
+SIDES = ("right", "left")
+
+
+def evaluate(dataset: InterHandDataset, model, config: PostprocessConfig, limit: int | None, device) -> dict[str, float]:
+    """Run the model on every sample (whole images, padded square) and accumulate both protocols."""
+    internet, intaghand = InterNetEvaluator(), IntagHandEvaluator()
+    single_images, phantoms = 0, 0
+    layers = {side: layer.to(device) for side, layer in dataset.layers.items()}
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in tqdm(range(count), desc="evaluating", unit="img"):
+        sample = dataset[i]
+        with torch.no_grad():
+            maps = model(sample["image"][None].to(device))
+            hands = {h.side: h for h in decode(maps, detect(maps, config), layers, dataset.config.image_size, config)}
+        gt = sample["joints_cam"].double()
+        hand_type = ("interacting" if sample["hand_type"].sum() == 2 else "right" if sample["hand_type"][0] else "left")
+        pred = torch.zeros(1, 42, 3, dtype=torch.float64)
+        for side, hand in hands.items():
+            pred[0, JOINT_SLICE[side]] = convert_joints(hand.joints + hand.translation, "canonical", "interhand").double().cpu()
+        scores = torch.tensor([[float(side in hands) for side in SIDES]])
+        internet.add(pred, gt[None], sample["joint_valid"][None], [hand_type], scores, sample["hand_type"][None].double())
+        if hand_type != "interacting":
+            single_images += 1
+            phantoms += int(len(hands) == 2)
+        elif all(bool(sample[f"mano_valid_{s}"]) for s in SIDES) and len(hands) == 2:
+            truth, guess = {}, {}
+            for side in SIDES:
+                p = {k: v.double()[None] for k, v in mano_vector_split(sample[f"mano_{side}"]).items()}
+                layer = layers[side].double()
+                out = layer(p["global_orient"].to(device), p["hand_pose"].to(device), p["betas"].to(device), p["transl"].to(device))
+                truth[side] = (out.joints.cpu(), out.vertices.cpu())
+                guess[side] = (hands[side].joints[None].double().cpu(), hands[side].vertices[None].double().cpu())
+                layers[side].float()
+            intaghand.add(guess, truth)
+    results = {f"internet_{k}": v for k, v in internet.summary().items()}
+    results.update({f"intaghand_{k}": v for k, v in intaghand.summary().items()})
+    results["phantom_hand_rate"] = phantoms / single_images if single_images else float("nan")
+    results["images"] = count
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--checkpoint", default="checkpoints/acr/wild.pkl")
+    parser.add_argument("--size", type=int, default=512, help="network input size")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--threshold", type=float, default=0.35)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    device = resolve_device(args.device)
+    try:
+        model = load_acr_model(args.checkpoint).to(device).eval()
+    except CheckpointError as error:
+        parser.exit(2, f"error: {error}\n")
+    dataset = InterHandDataset(InterHandDataConfig(root=args.root, split=args.split, image_size=args.size, full_image=True,
+                                                   require_hand_type_valid=True))
+    results = evaluate(dataset, model, PostprocessConfig(threshold=args.threshold), args.limit, device)
+    for key, value in results.items():
+        print(f"{key:32s} {value:10.3f}" if isinstance(value, float) else f"{key:32s} {value}")
+    if args.output:
+        with atomic_path(args.output, args.overwrite) as tmp:
+            tmp.write_text(json.dumps({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in results.items()}, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
