@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--threshold", type=float, default=0.35)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-phantom-guard", action="store_true", help="disable the part-support and same-cell checks")
     parser.add_argument("--output", default=None, help="also write the results as JSON here")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
@@ -93,7 +94,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         parser.exit(2, f"error: {error}\n")
     dataset = InterHandDataset(InterHandDataConfig(root=args.root, split=args.split, image_size=args.size, full_image=True,
                                                    require_hand_type_valid=True))
-    results = evaluate(dataset, model, PostprocessConfig(threshold=args.threshold), args.limit, device)
+    config = PostprocessConfig(threshold=args.threshold)
+    if args.no_phantom_guard:
+        config.min_part_support, config.conflict_radius = 0.0, -1.0
+    results = evaluate(dataset, model, config, args.limit, device)
     for key, value in results.items():
         print(f"{key:32s} {value:10.3f}" if isinstance(value, float) else f"{key:32s} {value}")
     if args.output:
