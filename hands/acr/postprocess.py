@@ -73,16 +73,18 @@ def centre_peaks(centre: Tensor, kernel: int = 5) -> tuple[Tensor, Tensor, Tenso
     return score, index // w, index % w
 
 
-def part_support(part_logits: Tensor, batch_index: int, side: str, cell: tuple[int, int], map_size: int, radius: int) -> float:
-    """Share of the hand pixels near a map cell whose predicted part belongs to `side` (0 when no hand pixels)."""
+def part_support(part_logits: Tensor, batch_index: int, side: str, cell: tuple[int, int], map_size: int,
+                 radius: int) -> float | None:
+    """Share of the hand pixels near a map cell whose predicted part belongs to `side`; None when the segmentation
+    shows no hand there (no evidence either way)."""
     labels = part_logits[batch_index].argmax(dim=0)
     scale = labels.shape[-1] / map_size
-    y, x = int(cell[0] * scale), int(cell[1] * scale)
+    y, x = int((cell[0] + 0.5) * scale), int((cell[1] + 0.5) * scale)
     r = int(radius * scale)
     window = labels[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1]
     hand = window > 0
     if not hand.any():
-        return 0.0
+        return None
     lo, hi = PART_RANGE[side]
     return float(((window >= lo) & (window < hi)).sum() / hand.sum())
 
@@ -98,7 +100,8 @@ def detect(maps: ACRMaps, config: PostprocessConfig) -> list[dict[str, tuple[flo
             score, y, x = (v[b].item() for v in peaks[side])
             if score <= config.threshold:
                 continue
-            if part_support(maps.part_logits, b, side, (y, x), map_size, config.support_radius) < config.min_part_support:
+            support = part_support(maps.part_logits, b, side, (y, x), map_size, config.support_radius)
+            if support is not None and support < config.min_part_support:
                 continue
             found[side] = (score, (int(y), int(x)))
         if len(found) == 2:
