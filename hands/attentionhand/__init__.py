@@ -1,0 +1,1 @@
+"""AttentionHand (ECCV'24): text- and mesh-conditioned hand image generation on diffusers."""

@@ -1,0 +1,133 @@
+"""AttentionHand's modalities: `modalities.json` (JSON lines of mesh / rgb / text paths, optional bbox) and the
+training samples built from them (global = the whole image, local = the hand box, both resized to S x S).
+
+As in the release, paths inside the JSON lines are relative to the folder that holds the one with the file
+(`samples/modalities.json` lists `samples/mesh/...`), images are resized to S x S without keeping the aspect
+ratio, RGB goes to [-1, 1], the mesh image to [0, 1] and the local mesh crop is grey. Without a `bbox`, the hand
+box is the tight box of the mesh render's pixels brighter than 127 (all of them; the release merged only its first
+two contours and crashed on none).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hands.data.interhand.dataset import read_image
+
+
+class ModalitiesError(ValueError):
+    """A modalities file or one of the files it names is missing or malformed; the message names them."""
+
+
+@dataclass
+class ModalityEntry:
+    """One line of modalities.json with resolved paths; bbox [x, y, w, h] pixels of the rgb/mesh image or None."""
+
+    mesh: Path
+    text: Path
+    rgb: Path | None = None
+    bbox: list[float] | None = None
+
+    @property
+    def file_id(self) -> str:
+        return self.text.stem
+
+
+def _resolve(manifest: Path, relative: str, line: int, key: str) -> Path:
+    for base in (manifest.parent.parent, manifest.parent):
+        candidate = base / relative
+        if candidate.is_file():
+            return candidate
+    raise ModalitiesError(f"{manifest}:{line}: '{key}' file {relative} not found (looked in {manifest.parent.parent} "
+                          f"and {manifest.parent})")
+
+
+def read_modalities(path: str | Path) -> list[ModalityEntry]:
+    """Parse a modalities.json (one JSON object per line; 'mesh' and 'text' required, 'rgb' and 'bbox' optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModalitiesError(f"modalities file not found: {path}")
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ModalitiesError(f"{path}:{number}: not a JSON object ({error.msg})") from None
+        if not isinstance(item, dict) or "mesh" not in item or "text" not in item:
+            raise ModalitiesError(f"{path}:{number}: each line needs at least the keys 'mesh' and 'text'")
+        bbox = item.get("bbox")
+        if bbox is not None and (len(bbox) != 4 or min(bbox[2:]) <= 0):
+            raise ModalitiesError(f"{path}:{number}: 'bbox' should be [x, y, w, h] with a positive size, got {bbox}")
+        entries.append(ModalityEntry(
+            mesh=_resolve(path, item["mesh"], number, "mesh"), text=_resolve(path, item["text"], number, "text"),
+            rgb=_resolve(path, item["rgb"], number, "rgb") if item.get("rgb") else None, bbox=bbox))
+    return entries
+
+
+def read_prompt(path: str | Path) -> str:
+    """The prompt: the first line of a text file."""
+    lines = Path(path).read_text().splitlines()
+    if not lines or not lines[0].strip():
+        raise ModalitiesError(f"prompt file {path} is empty")
+    return lines[0].strip()
+
+
+def hand_box_from_mesh(mesh_rgb: np.ndarray, source: str | Path = "mesh image") -> list[int]:
+    """Tight [x, y, w, h] of the mesh render's pixels whose grey level exceeds 127."""
+    ys, xs = np.nonzero(cv2.cvtColor(mesh_rgb, cv2.COLOR_RGB2GRAY) > 127)
+    if len(xs) == 0:
+        raise ModalitiesError(f"{source}: no hand in the mesh image (no pixel brighter than 127)")
+    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+
+
+def crop_box(image: np.ndarray, box: list[float], size: int) -> np.ndarray:
+    """The box [x, y, w, h] of an image, resized to size x size (aspect ratio not kept, as in the release)."""
+    x, y, w, h = (int(round(v)) for v in box)
+    x0, y0 = max(0, x), max(0, y)
+    patch = image[y0:max(y0 + 1, y + h), x0:max(x0 + 1, x + w)]
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+class ModalitiesDataset(Dataset):
+    """Training (rgb present) or inference (mesh and text only) samples from a modalities file.
+
+    Item: mesh_global, mesh_local (3,S,S) in [0,1] (local crop grey), text (str), file_id (str), box (4,) and,
+    with rgb, rgb_global and rgb_local (3,S,S) in [-1,1]."""
+
+    def __init__(self, path: str | Path, size: int = 512, require_rgb: bool = True) -> None:
+        self.entries = read_modalities(path)
+        self.size = size
+        if require_rgb:
+            missing = [e.text.stem for e in self.entries if e.rgb is None]
+            if missing:
+                raise ModalitiesError(f"{path}: {len(missing)} line(s) have no 'rgb' (needed for training), e.g. {missing[:3]}")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict:
+        entry, S = self.entries[index], self.size
+        mesh = read_image(entry.mesh)
+        box = entry.bbox or hand_box_from_mesh(mesh, entry.mesh)
+        grey_local = cv2.cvtColor(cv2.cvtColor(crop_box(mesh, box, S), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        as_chw = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 255.0  # noqa: E731
+        item = {"mesh_global": as_chw(cv2.resize(mesh, (S, S), interpolation=cv2.INTER_LINEAR)),
+                "mesh_local": as_chw(grey_local), "text": read_prompt(entry.text), "file_id": entry.file_id,
+                "box": torch.tensor(box, dtype=torch.float32)}
+        if entry.rgb is not None:
+            rgb = read_image(entry.rgb)
+            if rgb.shape[:2] != mesh.shape[:2]:
+                raise ModalitiesError(f"{entry.rgb} is {rgb.shape[1]}x{rgb.shape[0]} but its mesh image {entry.mesh} is "
+                                      f"{mesh.shape[1]}x{mesh.shape[0]}")
+            item["rgb_global"] = as_chw(cv2.resize(rgb, (S, S), interpolation=cv2.INTER_LINEAR)) * 2 - 1
+            item["rgb_local"] = as_chw(crop_box(rgb, box, S)) * 2 - 1
+        return item
