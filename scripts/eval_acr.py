@@ -30,9 +30,8 @@ from hands.data.interhand.format import JOINT_SLICE  # noqa: E402
 from hands.eval.protocols import IntagHandEvaluator, InterNetEvaluator  # noqa: E402
 from hands.io.atomic import atomic_path  # noqa: E402
 from hands.mano.joints import convert_joints  # noqa: E402
+from hands.mano.model_file import SIDES  # noqa: E402
 from hands.utils.device import resolve_device  # noqa: E402
-
-SIDES = ("right", "left")
 
 
 def evaluate(dataset: InterHandDataset, model, config: PostprocessConfig, limit: int | None, device) -> dict[str, float]:
@@ -60,11 +59,10 @@ def evaluate(dataset: InterHandDataset, model, config: PostprocessConfig, limit:
             truth, guess = {}, {}
             for side in SIDES:
                 p = {k: v.double()[None] for k, v in mano_vector_split(sample[f"mano_{side}"]).items()}
-                layer = layers[side].double()
-                out = layer(p["global_orient"].to(device), p["hand_pose"].to(device), p["betas"].to(device), p["transl"].to(device))
-                truth[side] = (out.joints.cpu(), out.vertices.cpu())
+                out = layers[side](p["global_orient"].to(device), p["hand_pose"].to(device), p["betas"].to(device),
+                                   p["transl"].to(device))
+                truth[side] = (out.joints.double().cpu(), out.vertices.double().cpu())
                 guess[side] = (hands[side].joints[None].double().cpu(), hands[side].vertices[None].double().cpu())
-                layers[side].float()
             intaghand.add(guess, truth)
     results = {f"internet_{k}": v for k, v in internet.summary().items()}
     results.update({f"intaghand_{k}": v for k, v in intaghand.summary().items()})

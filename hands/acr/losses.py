@@ -14,11 +14,13 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 from hands.acr.model import ACRMaps
-from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix
+from hands.acr.postprocess import decode_hand
+from hands.data.interhand.format import JOINT_SLICE
+from hands.geometry.rotations import axis_angle_to_matrix
 from hands.mano.joints import CANONICAL_PARENTS, convert_joints
 from hands.mano.layer import ManoLayer
+from hands.mano.model_file import SIDES
 
-SIDES = ("right", "left")
 MIDDLE_MCP = 9
 
 
@@ -44,28 +46,6 @@ def params_at(maps: Tensor, centres: Tensor) -> Tensor:
     return maps[torch.arange(len(maps), device=maps.device), :, y, x]
 
 
-def hand_from_params(vector: Tensor, layer: ManoLayer) -> dict[str, Tensor]:
-    """109-vectors (N,109) -> rotations (N,16,3,3), betas, MANO joints (N,21,3) relative to the middle MCP,
-    weak-perspective 2D joints (N,21,2) normalised, camera (N,3). Hand poses are mean-relative as in ACR."""
-    rotations = rotation_6d_to_matrix(vector[:, 3:99].reshape(-1, 16, 6), "columns")
-    betas = vector[:, 99:109]
-    out = layer.forward_rotation_matrices(_mean_relative_to_flat(rotations, layer), betas)
-    joints = out.joints - out.joints[:, MIDDLE_MCP:MIDDLE_MCP + 1]
-    camera = vector[:, :3]
-    joints_2d = camera[:, None, :1] * joints[..., :2] + camera[:, None, 1:3]
-    return {"rotations": rotations, "betas": betas, "joints": joints, "joints_2d": joints_2d, "camera": camera}
-
-
-def _mean_relative_to_flat(rotations: Tensor, layer: ManoLayer) -> Tensor:
-    """Local rotations whose finger part is relative to hands_mean (as ACR predicts) -> flat-hand rotations.
-
-    Axis-angle offsets add (pose = mean + delta); for rotation matrices that is exp(mean + delta), computed via
-    axis-angle to stay exact."""
-    delta = matrix_to_axis_angle(rotations[:, 1:])
-    fingers = axis_angle_to_matrix(delta + layer.hands_mean.view(15, 3).to(delta))
-    return torch.cat([rotations[:, :1], fingers], dim=1)
-
-
 def bone_lengths(joints: Tensor) -> Tensor:
     """(N,20) lengths of the canonical skeleton's bones of joints (N,21,3)."""
     children = torch.arange(1, 21, device=joints.device)
@@ -77,7 +57,7 @@ def ground_truth_hand(batch: dict[str, Tensor], side: str) -> dict[str, Tensor]:
     """Ground truth of one side for the samples where it is present, in the canonical joint order: joints
     (N,21,3) relative to the middle MCP, normalised 2D joints (N,21,2) and their validity (N,21)."""
     present = batch["present"][:, SIDES.index(side)]
-    hand = slice(0, 21) if side == "right" else slice(21, 42)
+    hand = JOINT_SLICE[side]
     joints = convert_joints(batch["joints_3d"][present][:, hand], "interhand", "canonical")
     valid = convert_joints(batch["joint_valid"][present][:, hand, None].float(), "interhand", "canonical")[..., 0]
     return {"joints": joints - joints[:, MIDDLE_MCP:MIDDLE_MCP + 1], "valid": valid,
@@ -103,7 +83,7 @@ def acr_losses(maps: ACRMaps, batch: dict[str, Tensor], layers: dict[str, ManoLa
             continue
         hands += int(present.sum())
         vector = params_at(maps.params[side], batch["centre"][:, s])[present]
-        pred = hand_from_params(vector, layers[side])
+        pred = decode_hand(vector, layers[side])
         gt = ground_truth_hand(batch, side)
         gt_3d, gt_2d, valid = gt["joints"], gt["joints_2d"], gt["valid"]
         count = valid.sum().clamp_min(1)

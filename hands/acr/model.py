@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from hands.acr.backbone import HRNet
 from hands.acr.heads import CAMERA, PARAMS, PartRegressor, SegmentationHead, SideHeads, coordinate_maps
+from hands.mano.model_file import SIDES
 
-SIDES = ("right", "left")
 MAP_CHANNELS = CAMERA + PARAMS  # 109: camera (s, tx, ty), 6D global orient, 15 x 6D hand pose, 10 betas
 
 

@@ -17,10 +17,10 @@ from torch import Tensor
 
 from hands.acr.model import ACRMaps
 from hands.geometry.cameras import WeakPerspectiveCamera
-from hands.geometry.rotations import rotation_6d_to_axis_angle
+from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix
 from hands.mano.layer import ManoLayer
+from hands.mano.model_file import SIDES
 
-SIDES = ("right", "left")
 PART_RANGE = {"right": (1, 17), "left": (17, 33)}
 MIDDLE_MCP = 9  # canonical joint order: ACR aligns hands at the middle-finger MCP
 
@@ -112,6 +112,28 @@ def detect(maps: ACRMaps, config: PostprocessConfig) -> list[dict[str, tuple[flo
     return results
 
 
+def decode_hand(vector: Tensor, layer: ManoLayer) -> dict[str, Tensor]:
+    """ACR's 109-vectors (N,109) = camera (s, tx, ty) | 16 x 6D rotations | 10 betas -> a dict of: rotations
+    (N,16,3,3) as predicted (finger rotations relative to MANO's hands_mean, as ACR's flat_hand_mean=False MANO
+    expects), global_orient (N,3) and hand_pose (N,45) axis-angle in the flat convention, betas, camera, and the
+    MANO vertices (N,778,3) and joints (N,21,3) relative to the middle MCP with their weak-perspective projection
+    joints_2d (N,21,2) in normalised coordinates. `layer` must use pose_convention='flat'."""
+    if layer.pose_convention != "flat":
+        raise ValueError("ACR decoding expects MANO layers built with pose_convention='flat'")
+    vector = vector.to(layer.v_template)
+    rotations = rotation_6d_to_matrix(vector[:, 3:99].reshape(-1, 16, 6), "columns")
+    axis_angle = matrix_to_axis_angle(rotations)
+    hand_pose = axis_angle[:, 1:] + layer.hands_mean.view(15, 3)  # axis-angle offsets add: pose = mean + delta
+    flat = torch.cat([rotations[:, :1], axis_angle_to_matrix(hand_pose)], dim=1)
+    betas, camera = vector[:, 99:109], vector[:, :3]
+    out = layer.forward_rotation_matrices(flat, betas)
+    root = out.joints[:, MIDDLE_MCP:MIDDLE_MCP + 1]
+    joints = out.joints - root
+    return {"rotations": rotations, "global_orient": axis_angle[:, 0], "hand_pose": hand_pose.reshape(-1, 45),
+            "betas": betas, "camera": camera, "vertices": out.vertices - root, "joints": joints,
+            "joints_2d": camera[:, None, :1] * joints[..., :2] + camera[:, None, 1:3]}
+
+
 def decode(maps: ACRMaps, detections: list[dict], layers: dict[str, ManoLayer], image_size: int,
            config: PostprocessConfig) -> list[HandDetection]:
     """Sample parameters at the detected centres, add the cross-hand prior, run MANO and project."""
@@ -124,17 +146,11 @@ def decode(maps: ACRMaps, detections: list[dict], layers: dict[str, ManoLayer], 
                 params["left"][3:] += maps.prior["left"][b, :, yr, xr]  # the other hand's centre carries the prior
                 params["right"][3:] += maps.prior["right"][b, :, yl, xl]
         for side, vector in params.items():
-            camera, rot6d, betas = vector[:3], vector[3:99].reshape(16, 6), vector[99:109]
-            pose = rotation_6d_to_axis_angle(rot6d, layout="columns").reshape(48)
-            layer = layers[side]
-            if layer.pose_convention != "flat":
-                raise ValueError("ACR decoding expects MANO layers built with pose_convention='flat'")
-            hand_pose = pose[3:] + layer.hands_mean.to(pose)  # ACR's MANO uses flat_hand_mean=False: mean-relative
-            out = layer(pose[None, :3].to(layer.v_template), hand_pose[None].to(layer.v_template), betas[None].to(layer.v_template))
-            root = out.joints[:, MIDDLE_MCP:MIDDLE_MCP + 1]
-            vertices, joints = out.vertices - root, out.joints - root
-            weak = WeakPerspectiveCamera(camera[:1].to(joints), camera[None, 1:3].to(joints), (image_size, image_size))
+            hand = {k: v[0] for k, v in decode_hand(vector[None], layers[side]).items()}
+            camera, joints = hand["camera"], hand["joints"]
+            weak = WeakPerspectiveCamera(camera[:1], camera[None, 1:3], (image_size, image_size))
             hands.append(HandDetection(
-                b, side, found[side][0], found[side][1], camera, pose[:3], hand_pose, betas, vertices[0], joints[0],
-                weak.project(joints)[0, :, :2], weak.to_perspective_translation(config.focal * image_size / 512)[0]))
+                b, side, found[side][0], found[side][1], camera, hand["global_orient"], hand["hand_pose"], hand["betas"],
+                hand["vertices"], joints, weak.project(joints[None])[0, :, :2],
+                weak.to_perspective_translation(config.focal * image_size / 512)[0]))
     return hands

@@ -10,8 +10,9 @@ import torch
 
 from hands.acr.checkpoint import load_official_checkpoint
 from hands.acr.data import ACRTrainingSet
-from hands.acr.losses import SIDES, LossWeights, acr_losses, ground_truth_hand, hand_from_params, params_at
+from hands.acr.losses import SIDES, LossWeights, acr_losses, ground_truth_hand, params_at
 from hands.acr.model import ACRNet, ACRNetConfig
+from hands.acr.postprocess import decode_hand
 from hands.mano import build_mano
 
 
@@ -54,7 +55,7 @@ def root_relative_mpjpe(module: "ACRModule", batch: dict) -> tuple[float, int]:
         present = batch["present"][:, s]
         if not present.any():
             continue
-        pred = hand_from_params(params_at(maps.params[side], batch["centre"][:, s])[present], module.layers[side])
+        pred = decode_hand(params_at(maps.params[side], batch["centre"][:, s])[present], module.layers[side])
         gt = ground_truth_hand(batch, side)
         valid = gt["valid"]
         errors = ((pred["joints"] - gt["joints"]).norm(dim=-1) * valid).sum(1) / valid.sum(1).clamp_min(1)

@@ -19,16 +19,17 @@ import torch
 from tqdm import tqdm
 
 from hands.data.interhand.dataset import InterHandDataset, mano_vector_split
+from hands.data.interhand.format import JOINT_SLICE
 from hands.data.ohta_oneshot import oneshot_annotation, write_oneshot_annotation
 from hands.data.prompts import describe_pose, hand_prompt
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
 from hands.mano.joints import convert_joints
 from hands.mano.layer import ManoOutput
+from hands.mano.model_file import SIDES
 from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes
 from hands.render.draw import to_uint8_image
 
 log = logging.getLogger(__name__)
-SIDES = ("right", "left")
 
 
 def sample_hands(sample: dict, layers: dict) -> dict[str, tuple[dict[str, torch.Tensor], ManoOutput]]:
@@ -154,7 +155,7 @@ def export_acr(dataset: InterHandDataset, output: str | Path, limit: int | None 
             if side not in hands:
                 continue
             params, out = hands[side]
-            hand = slice(0, 21) if side == "right" else slice(21, 42)
+            hand = JOINT_SLICE[side]
             present[s] = True
             pose[s] = torch.cat([params["global_orient"][0], params["hand_pose"][0]]).double().cpu().numpy()
             betas[s] = params["betas"][0].double().cpu().numpy()

@@ -20,8 +20,7 @@ from torch import Tensor
 
 from hands.data.interhand.format import JOINT_SLICE, ROOT_INDEX
 from hands.eval.metrics import handedness_correct, mrrpe
-
-SIDES = ("right", "left")
+from hands.mano.model_file import SIDES
 
 
 class InterNetEvaluator:

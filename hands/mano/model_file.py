@@ -16,6 +16,8 @@ from hands.io.atomic import atomic_path
 from hands.io.safe_pickle import load_pickle
 
 Side = Literal["right", "left"]
+#: The two hand sides, right first (the order of 42-joint arrays and two-hand outputs).
+SIDES: tuple[Side, ...] = ("right", "left")
 
 #: Where official MANO files are looked for when no path is given (override with $HANDS_MANO_DIR).
 DEFAULT_MANO_DIR = Path("models/mano")

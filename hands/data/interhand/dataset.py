@@ -16,12 +16,12 @@ import torch
 from torch.utils.data import Dataset
 
 from hands.data.crops import AugmentConfig, expand_bbox, sample_crop, transform_points, warp_image
-from hands.data.interhand.format import JOINT_SLICE, ROOT_INDEX, mano_params_to_camera, neuralannot_to_flat
+from hands.data.interhand.format import HAND_TYPES, JOINT_SLICE, ROOT_INDEX, mano_params_to_camera, neuralannot_to_flat
 from hands.data.interhand.index import InterHandIndex, InterHandRecord
 from hands.mano import build_mano
 from hands.mano.layer import ManoLayer
+from hands.mano.model_file import SIDES
 
-SIDES = ("right", "left")
 MIRROR_POSE = np.array([1.0, -1.0, -1.0])
 
 
@@ -83,7 +83,7 @@ class InterHandDataset(Dataset):
     def _select(self) -> np.ndarray:
         """Annotation rows passing the filters (vectorised over the memory-mapped index)."""
         a, c = self.index.annotations, self.config
-        codes = [("right", "left", "interacting").index(t) for t in c.hand_types]
+        codes = [HAND_TYPES.index(t) for t in c.hand_types]
         keep = np.isin(np.asarray(a["hand_type"]), codes)
         if c.require_hand_type_valid:
             keep &= np.asarray(a["hand_type_valid"]) > 0

@@ -35,7 +35,8 @@ from hands.data.synthetic.scene import HandScene, SceneSampler, sample_cameras
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
 from hands.mano import build_mano
 from hands.mano.joints import convert_joints
-from hands.render import Meshes, PerspectiveCamera, Renderer
+from hands.mano.model_file import SIDES
+from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes
 from hands.render.shading import mesh_image
 
 log = logging.getLogger(__name__)
@@ -139,13 +140,13 @@ class SyntheticWriter:
         hand_type = HAND_TYPES[rng.choice(3, p=weights / weights.sum())]
         return hand_type, bool(hand_type == "interacting" and rng.uniform() < self.config.contact_fraction)
 
-    def frame_layout(self, frame: int) -> tuple[int, int, str]:
-        """(capture, sequence index, sequence name) of a global frame index."""
+    def frame_layout(self, frame: int) -> tuple[int, str, str, bool]:
+        """(capture, sequence name, hand type, contact) of a global frame index."""
         capture, within = divmod(frame, self.config.frames_per_capture)
         sequence = within // self.config.frames_per_sequence
         hand_type, contact = self.sequence(capture, sequence)
         suffix = ("_contact" if contact else "_apart") if hand_type == "interacting" else ""
-        return capture, sequence, f"{sequence:04d}_{hand_type}{suffix}"
+        return capture, f"{sequence:04d}_{hand_type}{suffix}", hand_type, contact
 
     # --- rendering and annotation of one frame ----------------------------------------------------------------
     def render_view(self, scene: HandScene, camera: InterHandCamera, rng: np.random.Generator, skin) -> tuple[np.ndarray, np.ndarray]:
@@ -153,14 +154,13 @@ class SyntheticWriter:
         H, W = self.config.image_height, self.config.image_width
         background = procedural_background(rng, H, W)
         style = sample_style(rng, skin)
-        parts = [(scene.hands[side].vertices, self.layers[side].faces) for side in ("right", "left") if side in scene.hands]
-        offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
-        vertices = np.concatenate([v for v, _ in parts]) @ camera.R.T + camera.t_meters
-        faces = torch.cat([f + int(o) for (_, f), o in zip(parts, offsets)]).to(self.device)
-        verts = torch.as_tensor(vertices, dtype=torch.float32, device=self.device)[None]
+        meshes = join_meshes([
+            Meshes(torch.as_tensor(scene.hands[side].vertices @ camera.R.T + camera.t_meters, dtype=torch.float32,
+                                   device=self.device)[None], self.layers[side].faces.to(self.device))
+            for side in SIDES if side in scene.hands])
         K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.device)
-        fragments = self.renderer.rasterize(Meshes(verts, faces), PerspectiveCamera(K))
-        colour = mesh_image(fragments, verts, faces, True, style)[0].permute(1, 2, 0).cpu().numpy()
+        fragments = self.renderer.rasterize(meshes, PerspectiveCamera(K))
+        colour = mesh_image(fragments, meshes.vertices, meshes.faces, True, style)[0].permute(1, 2, 0).cpu().numpy()
         mask = fragments.mask[0].cpu().numpy()
         image = np.where(mask[..., None], np.round(colour * 255), background).astype(np.uint8)
         return image, mask
@@ -168,9 +168,8 @@ class SyntheticWriter:
     def frame_records(self, frame: int, write_images: bool = True) -> dict:
         """Render all views of a frame (when `write_images`) and return its annotation records."""
         c = self.config
-        capture_id, _, seq_name = self.frame_layout(frame)
+        capture_id, seq_name, hand_type, contact = self.frame_layout(frame)
         capture = self.capture(capture_id)
-        hand_type, contact = self.sequence(capture_id, (frame % c.frames_per_capture) // c.frames_per_sequence)
         rng = _rng(c, "frame", frame)
         scene = self.sampler.sample(rng, hand_type, capture["betas"], contact)
         world_joints = np.zeros((NUM_JOINTS, 3))

@@ -11,8 +11,7 @@ from scipy.spatial.transform import Rotation
 from hands.data.interhand.format import InterHandCamera
 from hands.mano.layer import ManoLayer
 from hands.mano.limits import sample_hand_poses
-
-SIDES = ("right", "left")
+from hands.mano.model_file import SIDES
 
 
 @dataclass
