@@ -1,10 +1,13 @@
 """Train a model of this project.
 
     python train.py --config configs/acr/synthetic.yaml [key=value ...] [--resume] [--overwrite]
+    python train.py --config configs/attentionhand/train.yaml [key=value ...]
 
 Keys are the fields of `TrainConfig` (e.g. trainer.max_steps=2000 acr.batch_size=16 trainer.devices=2
-trainer.strategy=ddp). Outputs land in `trainer.output`: the resolved config.yaml, checkpoints/ (last.ckpt and
-periodic ones) and metrics.csv. `--resume` continues from checkpoints/last.ckpt.
+trainer.strategy=ddp attentionhand.text_attention.mode=paper). Outputs land in `trainer.output`: the resolved
+config.yaml, checkpoints/ (last.ckpt and periodic ones) and metrics.csv; AttentionHand runs add images/ (samples
+every `attentionhand.log_images_every` steps) and controlnet/ (the trained ControlNet, `save_pretrained` format).
+`--resume` continues from checkpoints/last.ckpt.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
 from hands.acr.training import ACRModule, ACRTrainConfig
+from hands.attentionhand.training import AttentionHandModule, AttentionHandTrainConfig, ImageLogger
 from hands.config import ConfigError, load_config, save_config
 
 
@@ -49,8 +53,10 @@ class TrainConfig:
     """A training run: the method and its settings."""
 
     method: str = "acr"
+    """acr or attentionhand."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     acr: ACRTrainConfig = field(default_factory=ACRTrainConfig)
+    attentionhand: AttentionHandTrainConfig = field(default_factory=AttentionHandTrainConfig)
 
 
 def _devices(value: str):
@@ -69,8 +75,8 @@ def main(argv: list[str] | None = None) -> Path:
         config = load_config(TrainConfig, args.config, args.overrides)
     except ConfigError as error:
         parser.error(str(error))
-    if config.method != "acr":
-        parser.error(f"method: only 'acr' trains with this script so far, got {config.method!r}")
+    if config.method not in ("acr", "attentionhand"):
+        parser.error(f"method: expected acr or attentionhand, got {config.method!r}")
     output = Path(config.trainer.output)
     last = output / "checkpoints" / "last.ckpt"
     if args.resume and not last.is_file():
@@ -78,21 +84,36 @@ def main(argv: list[str] | None = None) -> Path:
     if (output / "config.yaml").exists() and not (args.resume or args.overwrite):
         parser.error(f"{output} already holds a run; pass --resume to continue it or --overwrite to start over")
     save_config(config, output / "config.yaml", overwrite=True)
-    pl.seed_everything(config.acr.seed, workers=True)
-
-    module = ACRModule(config.acr)
-    train_set, val_set = module.datasets()
-    loader = lambda data, shuffle: torch.utils.data.DataLoader(  # noqa: E731
-        data, batch_size=config.acr.batch_size, shuffle=shuffle, drop_last=shuffle, num_workers=config.acr.num_workers,
-        persistent_workers=config.acr.num_workers > 0)
     t = config.trainer
+    checkpoints = ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, every_n_train_steps=t.checkpoint_every_steps)
+    if config.method == "acr":
+        pl.seed_everything(config.acr.seed, workers=True)
+        module = ACRModule(config.acr)
+        train_set, val_set = module.datasets()
+        settings, callbacks = config.acr, [checkpoints]
+    else:
+        pl.seed_everything(config.attentionhand.seed, workers=True)
+        module = AttentionHandModule(config.attentionhand)
+        train_set, val_set = module.datasets(), None
+        settings = config.attentionhand
+        callbacks = [checkpoints, ImageLogger(output / "images", settings.log_images_every, settings.log_sampling_steps)]
+    loader = lambda data, shuffle: torch.utils.data.DataLoader(  # noqa: E731
+        data, batch_size=settings.batch_size, shuffle=shuffle, drop_last=shuffle and len(data) >= settings.batch_size,
+        num_workers=settings.num_workers, persistent_workers=settings.num_workers > 0)
+    validation = {}
+    if val_set is not None:
+        validation = dict(val_check_interval=min(t.val_every_steps, max(1, len(train_set) // settings.batch_size)),
+                          check_val_every_n_epoch=None)
     trainer = pl.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=_devices(t.devices), strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, default_root_dir=str(output), logger=CSVLogger(str(output), name="logs"),
-        val_check_interval=min(t.val_every_steps, max(1, len(train_set) // config.acr.batch_size)), check_val_every_n_epoch=None,
-        log_every_n_steps=t.log_every_steps, enable_model_summary=False,
-        callbacks=[ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, every_n_train_steps=t.checkpoint_every_steps)])
-    trainer.fit(module, loader(train_set, True), loader(val_set, False), ckpt_path=str(last) if args.resume else None)
+        log_every_n_steps=t.log_every_steps, enable_model_summary=False, limit_val_batches=1.0 if val_set is not None else 0,
+        callbacks=callbacks, **validation)
+    trainer.fit(module, loader(train_set, True), loader(val_set, False) if val_set is not None else None,
+                ckpt_path=str(last) if args.resume else None)
+    if config.method == "attentionhand" and trainer.is_global_zero:
+        module.export_controlnet(output / "controlnet", overwrite=True)
+        logging.info("saved the trained ControlNet to %s", output / "controlnet")
     return output
 
 

@@ -48,3 +48,35 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("interhand")
     make_synthetic(["--output", str(root), "--device", "cpu"] + [f"{k}={json.dumps(v)}" for k, v in SMALL_SYNTHETIC.items()])
     return root
+
+
+@pytest.fixture(scope="session")
+def attentionhand_modalities(synthetic_root, tmp_path_factory) -> Path:
+    """AttentionHand training modalities (rgb, mesh, text, bbox) of 8 synthetic samples, 96 x 96."""
+    from hands.data.exports import export_attentionhand
+    from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
+    from hands.mano import build_mano
+
+    layers = {side: build_mano(side, pose_convention="flat") for side in ("right", "left")}
+    config = InterHandDataConfig(root=str(synthetic_root), image_size=96, bbox_scale=2.0, require_mano=True)
+    return export_attentionhand(InterHandDataset(config, mano_layers=layers), tmp_path_factory.mktemp("ah") / "data", limit=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory):
+    """Random Stable Diffusion parts with SD1.5's layout at ~1 % width, and the same written as a diffusers folder
+    and as an ldm-format checkpoint (ControlNet under control_model.*): (parts, folder, ckpt)."""
+    import torch
+
+    from hands.attentionhand.components import save_parts, tiny_parts
+    from hands.attentionhand.ldm_checkpoint import to_ldm_state_dict
+
+    parts = tiny_parts(seed=0)
+    torch.nn.init.normal_(parts.controlnet.controlnet_mid_block.weight, std=0.02)  # zero convs would hide the control path
+    for conv in parts.controlnet.controlnet_down_blocks:
+        torch.nn.init.normal_(conv.weight, std=0.02)
+    root = tmp_path_factory.mktemp("tiny_sd")
+    folder = save_parts(parts, root / "diffusers")
+    ckpt = root / "tiny.ckpt"
+    torch.save({"state_dict": to_ldm_state_dict(parts)}, ckpt)
+    return parts, folder, ckpt

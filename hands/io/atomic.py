@@ -52,3 +52,27 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], object], overwr
     with atomic_path(path, overwrite) as tmp:
         writer(tmp)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path` (an existing one only with
+    `overwrite`), on error it is deleted."""
+    import shutil
+
+    path = check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
