@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> Path:
         parser.error(f"--resume: no checkpoint at {last}")
     if (output / "config.yaml").exists() and not (args.resume or args.overwrite):
         parser.error(f"{output} already holds a run; pass --resume to continue it or --overwrite to start over")
-    save_config(config, output / "config.yaml", overwrite=True)
     t = config.trainer
+    if "mixed" in t.precision and not torch.cuda.is_available():
+        logging.warning("precision %s needs CUDA; training in 32-true on this machine", t.precision)
+        t.precision = "32-true"
+    save_config(config, output / "config.yaml", overwrite=True)
     checkpoints = ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, every_n_train_steps=t.checkpoint_every_steps)
     if config.method == "acr":
         pl.seed_everything(config.acr.seed, workers=True)

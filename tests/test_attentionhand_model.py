@@ -85,6 +85,15 @@ def test_ldm_checkpoint_errors(tiny_sd):
     assert float(fresh.controlnet.controlnet_mid_block.weight.detach().abs().max()) == 0.0
 
 
+def test_unreadable_checkpoints_are_named(tmp_path):
+    (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04 not a whole zip")
+    with pytest.raises(CheckpointError, match="cut.ckpt: cannot be read"):
+        load_parts(tmp_path / "cut.ckpt", architecture="tiny")
+    torch.save({"state_dict": {"a": torch.zeros(1)}, "epoch": 3}, tmp_path / "odd.ckpt")
+    with pytest.raises(CheckpointError, match="odd.ckpt: 1 unet weight|odd.ckpt: .*missing"):
+        load_parts(tmp_path / "odd.ckpt", architecture="tiny")
+
+
 def test_missing_weights_say_what_and_where(tmp_path):
     with pytest.raises(FileNotFoundError, match="sd15_ini.ckpt or attentionhand.ckpt"):
         load_parts(tmp_path / "weights" / "attentionhand.ckpt")

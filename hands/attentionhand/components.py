@@ -77,7 +77,7 @@ class StableDiffusionParts:
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "StableDiffusionParts":
         """Move the frozen parts to `dtype` (when given) and all parts to `device`; the ControlNet stays float32."""
         for module in (self.vae, self.text_encoder, self.unet):
-            module.to(device=device, dtype=dtype)
+            module.to(device) if dtype is None else module.to(device=device, dtype=dtype)
         self.controlnet.to(device=device)
         return self
 
@@ -156,6 +156,8 @@ def load_parts(source: str | Path, controlnet: str | Path | None = None, archite
                                 "there (the release's weights/ folder), or pass a diffusers Stable Diffusion 1.5 folder")
     from hands.attentionhand.ldm_checkpoint import load_ldm_checkpoint
 
+    if controlnet and not Path(controlnet).is_dir():
+        raise FileNotFoundError(f"ControlNet folder not found: {controlnet} (write one with save_pretrained)")
     parts = load_ldm_checkpoint(source, architecture)
     if controlnet:
         parts.controlnet = ControlNetModel.from_pretrained(controlnet, local_files_only=True)

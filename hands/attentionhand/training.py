@@ -95,30 +95,36 @@ class AttentionHandModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.trainable_parameters(), lr=self.config.lr)
 
+    @property
+    def branches(self) -> int:
+        """2 (global and local) unless local_weight is 0 (global only)."""
+        return 2 if self.config.local_weight > 0 else 1
+
     def noisy_latents(self, batch: dict, generator: torch.Generator | None = None) -> dict:
-        """Latents, shared timesteps, noises and noisy latents of both branches, and the text embedding."""
-        x0_global = encode_images(self.parts, batch["rgb_global"])
-        x0_local = encode_images(self.parts, batch["rgb_local"]) if self.config.local_latent == "local" else x0_global
-        count = x0_global.shape[0]
+        """Shared timesteps, per-branch noise and noisy latents (branches, B, 4, h, w), and the text embedding."""
+        x0 = [encode_images(self.parts, batch["rgb_global"])]
+        if self.branches == 2:
+            x0.append(encode_images(self.parts, batch["rgb_local"]) if self.config.local_latent == "local" else x0[0])
+        count = x0[0].shape[0]
         timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (count,), device=self.device, generator=generator)
-        noise = torch.randn((2,) + x0_global.shape, device=self.device, generator=generator)
+        noise = torch.randn((len(x0),) + x0[0].shape, device=self.device, generator=generator)
         return {"timesteps": timesteps, "noise": noise, "text": encode_prompts(self.parts, list(batch["text"])),
-                "noisy": torch.stack([self.scheduler.add_noise(x0_global, noise[0], timesteps),
-                                      self.scheduler.add_noise(x0_local, noise[1], timesteps)])}
+                "noisy": torch.stack([self.scheduler.add_noise(x, n, timesteps) for x, n in zip(x0, noise)])}
 
     def apply_text_attention(self, inputs: dict, prompts: list[str]) -> torch.Tensor:
-        """Both branches' noisy latents after the text attention stage: (2, B, 4, h, w)."""
+        """The branches' noisy latents after the text attention stage: (branches, B, 4, h, w)."""
         config = self.config.text_attention
         noisy = inputs["noisy"]
         if config.mode == "off":
             return noisy
         positions = [hand_token_positions(self.parts.tokenizer, prompt) for prompt in prompts]
         timesteps, text = inputs["timesteps"], inputs["text"]
-        if config.mode == "fast":  # both branches in one pass
-            both, losses = text_attention_update(self.unet, noisy.flatten(0, 1), timesteps.repeat(2), text.repeat(2, 1, 1),
-                                                 positions * 2, config)
+        branches = noisy.shape[0]
+        if config.mode == "fast":  # all branches in one pass
+            both, losses = text_attention_update(self.unet, noisy.flatten(0, 1), timesteps.repeat(branches),
+                                                 text.repeat(branches, 1, 1), positions * branches, config)
             self.last_text_attention_loss = losses
-            return both.unflatten(0, (2, -1))
+            return both.unflatten(0, (branches, -1))
         updated = []
         for branch in noisy:
             latents, losses = text_attention_update(self.unet, branch, timesteps, text, positions, config)
@@ -128,18 +134,18 @@ class AttentionHandModule(pl.LightningModule):
 
     def diffusion_losses(self, batch: dict, generator: torch.Generator | None = None,
                          text_attention: bool = True) -> dict[str, torch.Tensor]:
-        """ε-MSE of the global and local branches and their weighted sum."""
+        """ε-MSE of the global and local branches and their weighted sum (one ControlNet+UNet pass for both)."""
         inputs = self.noisy_latents(batch, generator)
         noisy = self.apply_text_attention(inputs, list(batch["text"])) if text_attention else inputs["noisy"]
-        count = noisy.shape[1]
-        hints = torch.cat([batch["mesh_global"], batch["mesh_local"]])
-        predicted = controlled_noise_prediction(self.parts, noisy.flatten(0, 1), inputs["timesteps"].repeat(2),
-                                                inputs["text"].repeat(2, 1, 1), hints)
-        target = inputs["noise"].flatten(0, 1)
-        loss_global = F.mse_loss(predicted[:count].float(), target[:count].float())
-        loss_local = F.mse_loss(predicted[count:].float(), target[count:].float())
+        branches, count = noisy.shape[:2]
+        hints = torch.cat([batch["mesh_global"], batch["mesh_local"]][:branches])
+        predicted = controlled_noise_prediction(self.parts, noisy.flatten(0, 1), inputs["timesteps"].repeat(branches),
+                                                inputs["text"].repeat(branches, 1, 1), hints)
+        errors = [F.mse_loss(p.float(), n.float()) for p, n in zip(predicted.split(count), inputs["noise"])]
+        if branches == 1:
+            return {"loss": errors[0], "loss_global": errors[0]}
         w = self.config.local_weight
-        return {"loss": (1 - w) * loss_global + w * loss_local, "loss_global": loss_global, "loss_local": loss_local}
+        return {"loss": (1 - w) * errors[0] + w * errors[1], "loss_global": errors[0], "loss_local": errors[1]}
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         losses = self.diffusion_losses(batch)

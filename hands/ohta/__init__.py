@@ -1,0 +1,1 @@
+"""OHTA: one-shot animatable hand avatars (MANO-HD, PairOF, texture field, volume rendering)."""
