@@ -116,7 +116,7 @@ class ManoHD(torch.nn.Module):
     def __init__(self, model: ManoModelData, levels: int = 2, smooth: bool = True,
                  skinning_weights: str | Path | None = None, ohta_frame: bool = True, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        hd = mano_hd_model(model, levels, smooth, skinning_weights)
+        self.model = hd = mano_hd_model(model, levels, smooth, skinning_weights)
         self.layer = ManoLayer(hd, pose_convention="flat", dtype=dtype)
         self.ohta_frame = ohta_frame
         loop = boundary_loop(hd.faces)
