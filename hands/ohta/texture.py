@@ -77,7 +77,7 @@ class AnchorField(nn.Module):
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, config: AppearanceConfig, seed: int = 0) -> None:
         super().__init__()
         self.levels = tuple(config.shadow_levels) + tuple(config.colour_levels)
-        self.neighbours = config.neighbours
+        self.k = config.neighbours
         rng = np.random.default_rng(seed)
         self.features = nn.ParameterList()
         for count in self.levels:
@@ -94,22 +94,28 @@ class AnchorField(nn.Module):
             out.append((getattr(self, f"weights_{count}").to(vertices)[None, :, :, None] * corners).sum(dim=2))
         return out
 
-    def lookup(self, points: torch.Tensor, positions: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Features of points (B, T, 3): per level the inverse-distance mean (distances ≥ 1e-4) of the nearest
-        anchors' features, (B, T, C). Neighbours come from a k-d tree; the weights stay differentiable."""
+    def neighbours(self, points: torch.Tensor, positions: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per level, the nearest anchors of points (B, T, 3) (a k-d tree) and their inverse-distance weights
+        (distances ≥ 1e-4, normalised): (index (B, T, k), weights (B, T, k)); the weights stay differentiable."""
         out = []
-        for level, anchors in enumerate(positions):
-            rows = []
+        for anchors in positions:
+            indices, weights = [], []
             for b in range(points.shape[0]):
-                tree = cKDTree(anchors[b].detach().cpu().numpy())
-                _, index = tree.query(points[b].detach().cpu().numpy(), k=self.neighbours)
-                index = torch.as_tensor(index, device=points.device)
-                distance = (points[b][:, None] - anchors[b][index]).norm(dim=-1).clamp_min(1e-4)
-                weights = 1.0 / distance
-                weights = weights / weights.sum(dim=-1, keepdim=True)
-                rows.append((self.features[level][index] * weights[..., None]).sum(dim=1))
-            out.append(torch.stack(rows))
+                _, index = cKDTree(anchors[b].detach().cpu().numpy()).query(points[b].detach().cpu().numpy(), k=self.k)
+                index = torch.as_tensor(index, device=points.device).reshape(points.shape[1], self.k)
+                inverse = 1.0 / (points[b][:, None] - anchors[b][index]).norm(dim=-1).clamp_min(1e-4)
+                indices.append(index)
+                weights.append(inverse / inverse.sum(dim=-1, keepdim=True))
+            out.append((torch.stack(indices), torch.stack(weights)))
         return out
+
+    def gather(self, neighbours: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """Per level, the weighted mean of the neighbours' features: (B, T, C)."""
+        return [(self.features[level][index] * weights[..., None]).sum(dim=-2) for level, (index, weights) in enumerate(neighbours)]
+
+    def lookup(self, points: torch.Tensor, positions: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Features of points (B, T, 3) per level: (B, T, C)."""
+        return self.gather(self.neighbours(points, positions))
 
 
 class Appearance(nn.Module):
