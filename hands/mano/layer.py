@@ -132,6 +132,7 @@ class ManoLayer(nn.Module):
         buf("v_template", model.v_template)
         buf("shapedirs", model.shapedirs.reshape(V * 3, -1))  # (V*3, S)
         buf("joint_template", model.J_regressor @ model.v_template)  # (16,3)
+        buf("J_regressor", model.J_regressor)  # (16,V), for per-vertex template offsets
         buf("joint_shapedirs", np.einsum("jv,vcs->sjc", model.J_regressor, model.shapedirs).reshape(self.num_betas, 48))
         self.has_posedirs = bool(np.any(model.posedirs != 0))
         buf("posedirs", model.posedirs.reshape(V * 3, 135) if self.has_posedirs else np.zeros((0, 0)))
@@ -188,9 +189,11 @@ class ManoLayer(nn.Module):
         hand_pose: Tensor | None = None,
         betas: Tensor | None = None,
         transl: Tensor | None = None,
+        offsets: Tensor | None = None,
     ) -> ManoOutput:
         """Pose and shape the hand. All inputs are optional and batched: global_orient (B,3) axis-angle,
-        hand_pose (B,45) axis-angle or (B,num_pca_comps) PCA coefficients, betas (B,<=S), transl (B,3) meters."""
+        hand_pose (B,45) axis-angle or (B,num_pca_comps) PCA coefficients, betas (B,<=S), transl (B,3) meters,
+        offsets (B,V,3) meters added to the rest-pose template (the rest joints follow through the regressor)."""
         given = [v for v in (global_orient, hand_pose, betas, transl) if v is not None]
         first = torch.as_tensor(given[0]) if given else None
         batch = 1 if first is None or first.dim() == 1 else first.shape[0]
@@ -211,12 +214,15 @@ class ManoLayer(nn.Module):
             hand_pose if hand_pose is not None else zeros(self.num_pca_comps),
         )
         rot_mats = axis_angle_to_matrix(full_pose.view(batch, 16, 3))
-        return self.forward_rotation_matrices(rot_mats, betas if betas is not None else zeros(self.num_betas), transl, full_pose)
+        return self.forward_rotation_matrices(rot_mats, betas if betas is not None else zeros(self.num_betas), transl, full_pose,
+                                              offsets)
 
     def forward_rotation_matrices(
-        self, rot_mats: Tensor, betas: Tensor, transl: Tensor | None = None, full_pose: Tensor | None = None
+        self, rot_mats: Tensor, betas: Tensor, transl: Tensor | None = None, full_pose: Tensor | None = None,
+        offsets: Tensor | None = None,
     ) -> ManoOutput:
-        """Pose from local rotation matrices (B,16,3,3) in the flat-hand convention, betas (B,S), transl (B,3)."""
+        """Pose from local rotation matrices (B,16,3,3) in the flat-hand convention, betas (B,S), transl (B,3),
+        template offsets (B,V,3)."""
         batch = rot_mats.shape[0]
         if rot_mats.shape[1:] != (16, 3, 3):
             raise ValueError(f"MANO input 'rot_mats' should have shape (B, 16, 3, 3), got {tuple(rot_mats.shape)}")
@@ -224,6 +230,11 @@ class ManoLayer(nn.Module):
         # Shape (and pose-corrective) offsets in a (V*3, B) layout.
         v_shaped = torch.addmm(self.v_template.reshape(V * 3, 1), self.shapedirs, betas.T)
         rest_joints = self.joint_template + (betas @ self.joint_shapedirs).view(batch, 16, 3)
+        if offsets is not None:
+            if offsets.shape != (batch, V, 3):
+                raise ValueError(f"MANO input 'offsets' should have shape ({batch}, {V}, 3), got {tuple(offsets.shape)}")
+            v_shaped = v_shaped + offsets.permute(1, 2, 0).reshape(V * 3, batch)
+            rest_joints = rest_joints + torch.einsum("jv,bvc->bjc", self.J_regressor, offsets)
         if self.has_posedirs:
             eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
             pose_feature = (rot_mats[:, 1:] - eye).reshape(batch, 135)

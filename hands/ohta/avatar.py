@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from hands.mano.model_file import ManoModelData
+from hands.ohta.deformer import ShapeDeformer
 from hands.ohta.manohd import ManoHD
 from hands.ohta.pairof import Occupancy, PairOF, PairOFConfig, PoseCode
 from hands.ohta.texture import Appearance, AppearanceConfig
@@ -33,21 +35,27 @@ class PosedAvatar:
 class HandAvatar(nn.Module):
     """Geometry and appearance of OHTA's hand model (right hand, MANO-HD from any MANO-format model)."""
 
-    def __init__(self, model: ManoModelData, skinning_weights: str | Path | None = None,
+    def __init__(self, model: ManoModelData, skinning_weights: str | Path | np.ndarray | torch.Tensor | None = None,
                  pairof: PairOFConfig | None = None, appearance: AppearanceConfig | None = None, seed: int = 0) -> None:
         super().__init__()
         self.mano = ManoHD(model, skinning_weights=skinning_weights)
         hd = self.mano.model
         self.pairof = PairOF(hd.v_template, hd.faces, hd.weights, hd.parents, pairof)
         self.appearance = Appearance(hd.v_template, hd.faces, appearance, seed)
+        self.deformer = ShapeDeformer(torch.as_tensor(hd.v_template), torch.as_tensor(hd.J_regressor))
 
     def pose(self, global_orient: torch.Tensor, hand_pose: torch.Tensor, betas: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> PosedAvatar:
-        """Pose the avatar: global_orient (B, 3) in camera axes, hand_pose (B, 45) flat-hand axis-angle, betas (B, 10)."""
-        out = self.mano(global_orient, hand_pose, betas)
-        unrotated = self.mano(torch.zeros_like(global_orient), hand_pose, betas).joints
+             generator: torch.Generator | None = None, deform_identity: torch.Tensor | None = None) -> PosedAvatar:
+        """Pose the avatar: global_orient (B, 3) in camera axes, hand_pose (B, 45) flat-hand axis-angle, betas (B, 10).
+        With `deform_identity` (B, 33) the shape comes from the deformer's template offsets instead of betas (prior
+        learning, as the release)."""
+        offsets = None
+        if deform_identity is not None:
+            offsets, betas = self.deformer(hand_pose, deform_identity), None
+        out = self.mano(global_orient, hand_pose, betas, offsets=offsets)
+        unrotated = self.mano(torch.zeros_like(global_orient), hand_pose, betas, offsets=offsets).joints
         code = self.pairof.encode(out.vertices[:, :-1], out.bone_to_world, generator)
-        return PosedAvatar(out.vertices, out.faces_sealed, code, self.appearance.anchors.positions(out.vertices[:, :-1]),
+        return PosedAvatar(out.vertices, out.faces_sealed, code, self.appearance.anchors.positions(out.vertices),
                            unrotated)
 
     def occupancy(self, points: torch.Tensor, posed: PosedAvatar) -> Occupancy:

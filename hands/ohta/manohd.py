@@ -57,19 +57,22 @@ def one_ring_average(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return sums / counts[:, None]
 
 
-def read_skinning_weights(path: str | Path, num_vertices: int) -> np.ndarray:
-    """Learned MANO-HD skinning weights (`lbs_weights.pth`, a (V, 16) tensor), clamped to [0, 1] and rows
-    normalised as the release does at every forward pass."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"skinning weights not found: {path} (HandAvatar's lbs_weights.pth, which OHTA reads "
-                                "from third_parties/smplx/out/pretrained_lbs_weights/)")
-    try:
-        weights = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # refused or damaged pickle
-        raise ValueError(f"{path}: not a tensor file ({error})") from None
-    if isinstance(weights, dict) and len(weights) == 1:
-        weights = next(iter(weights.values()))
+def read_skinning_weights(source: str | Path | np.ndarray | torch.Tensor, num_vertices: int) -> np.ndarray:
+    """Learned MANO-HD skinning weights (V, 16): a file (`lbs_weights.pth`, a tensor) or an array (e.g. from the
+    prior's checkpoint), clamped to [0, 1] and rows normalised as the release does at every forward pass."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"skinning weights not found: {path} (HandAvatar's lbs_weights.pth, which OHTA "
+                                    "reads from third_parties/smplx/out/pretrained_lbs_weights/)")
+        try:
+            weights = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # refused or damaged pickle
+            raise ValueError(f"{path}: not a tensor file ({error})") from None
+        if isinstance(weights, dict) and len(weights) == 1:
+            weights = next(iter(weights.values()))
+    else:
+        path, weights = "skinning weights", torch.as_tensor(source)
     if not isinstance(weights, torch.Tensor) or tuple(weights.shape) != (num_vertices, 16):
         shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
         raise ValueError(f"{path}: expected a ({num_vertices}, 16) tensor for this MANO-HD, got {shape}")
@@ -78,7 +81,7 @@ def read_skinning_weights(path: str | Path, num_vertices: int) -> np.ndarray:
 
 
 def mano_hd_model(model: ManoModelData, levels: int = 2, smooth: bool = True,
-                  skinning_weights: str | Path | None = None) -> ManoModelData:
+                  skinning_weights: str | Path | np.ndarray | torch.Tensor | None = None) -> ManoModelData:
     """The MANO-HD model of a MANO-format model (same file layout, more vertices; meters)."""
     vertices, faces = model.v_template, model.faces
     shapedirs, posedirs, weights, regressor = model.shapedirs, model.posedirs, model.weights, model.J_regressor
@@ -114,7 +117,8 @@ class ManoHD(torch.nn.Module):
     in the MANO frame."""
 
     def __init__(self, model: ManoModelData, levels: int = 2, smooth: bool = True,
-                 skinning_weights: str | Path | None = None, ohta_frame: bool = True, dtype: torch.dtype = torch.float32) -> None:
+                 skinning_weights: str | Path | np.ndarray | torch.Tensor | None = None, ohta_frame: bool = True,
+                 dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.model = hd = mano_hd_model(model, levels, smooth, skinning_weights)
         self.layer = ManoLayer(hd, pose_convention="flat", dtype=dtype)
@@ -134,9 +138,10 @@ class ManoHD(torch.nn.Module):
         return self.layer.num_vertices + 1
 
     def forward(self, global_orient: torch.Tensor, hand_pose: torch.Tensor, betas: torch.Tensor | None = None,
-                transl: torch.Tensor | None = None) -> ManoHDOutput:
-        """Pose (B,3)+(B,45) axis-angle (flat-hand convention), betas (B,10), transl (B,3) in meters."""
-        out = self.layer(global_orient, hand_pose, betas, transl)
+                transl: torch.Tensor | None = None, offsets: torch.Tensor | None = None) -> ManoHDOutput:
+        """Pose (B,3)+(B,45) axis-angle (flat-hand convention), betas (B,10), transl (B,3) in meters, template
+        offsets (B,V,3) in meters (OHTA's shape deformer)."""
+        out = self.layer(global_orient, hand_pose, betas, transl, offsets)
         vertices = torch.cat([out.vertices, out.vertices[:, self.wrist_loop].mean(dim=1, keepdim=True)], dim=1)
         joints = torch.cat([out.kinematic_joints, out.vertices[:, self.tip_ids]], dim=1)
         frames = out.joint_transforms.clone()
