@@ -8,8 +8,10 @@ identity and calibration on 2 patches per view and step (10·L1 + LPIPS when its
 against the unedited avatar's views (the opposite view ×4).
 
 Geometry (MANO-HD, PairOF) is frozen during creation and each view's pose is fixed, so `CachedView` bakes a view's
-samples, compositing weights (samples below `min_weight` dropped) and anchor neighbours once; every step then only
-runs the appearance networks. This replaces the release's stochastic re-sampling of every ray at every step.
+samples and compositing weights once, keeping per ray only the heaviest samples that carry all but `weight_tolerance`
+of its weight (so a pixel's colour moves by at most that much), their anchor features and their shadow (anchor
+features, shadow networks and pose are all frozen during creation); every step then only runs the albedo networks.
+This replaces the release's stochastic re-sampling of every ray at every step.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class CreationConfig:
     edit_steps: int = 200
     edit_input_weight: float = 15.0
     edit_opposite_weight: float = 4.0
-    min_weight: float = 1e-3
+    weight_tolerance: float = 0.01
+    """Per ray, the samples dropped from the baked views carry at most this fraction of its weight (|Δcolour| ≤ it)."""
     volume: VolumeConfig = field(default_factory=lambda: VolumeConfig(perturb=False))
     seed: int = 0
 
@@ -92,14 +95,23 @@ def reference_views(avatar: HandAvatar, view: ViewGeometry, count: int) -> list[
     return views
 
 
+def heaviest_samples(weights: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """(R, S) bool: per ray the fewest samples, heaviest first, whose weights sum to ≥ (1 - tolerance) of the ray's."""
+    ordered, order = weights.sort(dim=1, descending=True)
+    before = ordered.cumsum(dim=1) - ordered  # weight already kept when each sample is considered
+    needed = before < (1 - tolerance) * weights.sum(dim=1, keepdim=True)
+    return torch.zeros_like(needed).scatter(1, order, needed & (ordered > 0))
+
+
 class CachedView:
     """One view's geometry baked for appearance-only optimisation: the kept samples of every active pixel, their
-    compositing weights and anchor neighbours, the opacity and fingertip maps."""
+    compositing weights, anchor features and shadow, and the opacity and fingertip maps."""
 
     def __init__(self, avatar: HandAvatar, view: ViewGeometry, config: CreationConfig) -> None:
         self.view, self.size = view, view.size
         H, W = view.size
         K, Th = view.K[None].float(), view.Th[None].float()
+        appearance = avatar.appearance
         with torch.no_grad():
             posed = avatar.pose(view.pose[None, :3].float(), view.pose[None, 3:].float(), view.betas[None].float(),
                                 torch.Generator().manual_seed(config.seed))
@@ -114,27 +126,28 @@ class CachedView:
             alpha = occupancy.occupancy[0].reshape(z.shape)
             tip = ((occupancy.part_index[0] % 3 == 0) & (occupancy.part_index[0] > 0)).float().reshape(z.shape)
             weights = alpha * torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-10], 1), 1)[:, :-1]
-            opacity, tips = composite(alpha, tip[..., None])[1], composite(alpha, tip[..., None])[0][:, 0]
-            keep = weights > config.min_weight
+            tips, opacity = composite(alpha, tip[..., None])
+            keep = heaviest_samples(weights, config.weight_tolerance)
             self.ray, sample = torch.nonzero(keep, as_tuple=True)
             self.weight = weights[keep]
-            kept = points[self.ray, sample][None]
-            self.neighbours = [(i[0], w[0]) for i, w in avatar.appearance.anchors.neighbours(kept, posed.anchors)]
-        self.joints_unrotated = posed.joints_unrotated
+            features = appearance.anchors.lookup(points[self.ray, sample][None], posed.anchors)
+            shadows = appearance.config.shadow_levels
+            self.colour_features = [f[0] for f in features[len(shadows):]]
+            self.shadow = appearance(features, torch.zeros(1, appearance.config.identity_dim), posed.joints_unrotated)["shadow"][0]
         self.pixel_rows, self.pixel_cols = active[:, 0], active[:, 1]
         self.opacity = torch.zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), opacity)
-        self.tips = torch.zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), tips)
+        self.tips = torch.zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), tips[:, 0])
 
     def render(self, avatar: HandAvatar, identity: torch.Tensor, calibrate: bool = True,
                region: torch.Tensor | None = None) -> torch.Tensor:
-        """The image (H, W, 3) on black, differentiable in the appearance; `region` (H, W) bool limits the work
-        to those pixels (the rest stays black)."""
+        """The image (H, W, 3) on black, differentiable in the albedo networks, identity and calibration; `region`
+        (H, W) bool limits the work to those pixels (the rest stays black)."""
         H, W = self.size
-        samples = torch.ones_like(self.ray, dtype=torch.bool)
+        samples = slice(None)
         if region is not None:
             samples = region[self.pixel_rows, self.pixel_cols][self.ray]
-        features = avatar.appearance.anchors.gather([(i[samples][None], w[samples][None]) for i, w in self.neighbours])
-        colour = avatar.appearance(features, identity[None], self.joints_unrotated, calibrate)["colour"][0]
+        albedo = avatar.appearance.albedo([f[samples][None] for f in self.colour_features], identity[None], calibrate)[0]
+        colour = albedo * self.shadow[samples]
         per_ray = torch.zeros(len(self.pixel_rows), 3).index_add(0, self.ray[samples], colour * self.weight[samples, None])
         return torch.zeros(H, W, 3).index_put((self.pixel_rows, self.pixel_cols), per_ray)
 

@@ -147,12 +147,18 @@ class Appearance(nn.Module):
         OHTA's frame. Returns albedo (B, T, 3), shadow (B, T, 1) and colour (B, T, 3) in [0, 1]."""
         shadow_count = len(self.config.shadow_levels)
         B, T = features[0].shape[:2]
-        id_feat = identity[:, None].expand(B, T, -1)
-        levels = [net(torch.cat([f, id_feat], -1)) for net, f in zip(self.id_net_list, features[shadow_count:])]
-        albedo = self.dict_fusion(torch.cat(levels + [id_feat], dim=-1))
-        if calibrate:
-            albedo = (albedo * self.color_scale + self.color_shift).clamp(0, 1)
+        albedo = self.albedo(features[shadow_count:], identity, calibrate)
         pose = joints_unrotated.reshape(B, 1, -1).expand(B, T, -1)
         shadow_levels = [net(torch.cat([f, pose], -1)) for net, f in zip(self.shadow_net_list, features[:shadow_count])]
         shadow = self.shadow_dict_fusion(torch.cat(shadow_levels, dim=-1))
         return {"albedo": albedo, "shadow": shadow, "colour": albedo * shadow}
+
+    def albedo(self, colour_features: list[torch.Tensor], identity: torch.Tensor, calibrate: bool = False) -> torch.Tensor:
+        """Albedo (B, T, 3) in [0, 1] from the colour levels' features (B, T, C) each and identity codes (B, 33)."""
+        B, T = colour_features[0].shape[:2]
+        id_feat = identity[:, None].expand(B, T, -1)
+        levels = [net(torch.cat([f, id_feat], -1)) for net, f in zip(self.id_net_list, colour_features)]
+        albedo = self.dict_fusion(torch.cat(levels + [id_feat], dim=-1))
+        if calibrate:
+            albedo = (albedo * self.color_scale + self.color_shift).clamp(0, 1)
+        return albedo
