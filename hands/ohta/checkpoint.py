@@ -69,7 +69,7 @@ def _tuple_fields(values: dict) -> dict:
 def load_avatar(path: str | Path, model: ManoModelData, device: str | torch.device = "cpu") -> HandAvatar:
     """An avatar saved by `save_avatar` (its folder), or the release's `.tar`, on the user's hand model."""
     path = Path(path)
-    if path.is_file() and path.suffix in (".tar", ".pth", ".pt", ".ckpt"):
+    if path.suffix in (".tar", ".pth", ".pt", ".ckpt"):
         return load_release_checkpoint(path, model).to(device)
     weights_file = path / AVATAR_WEIGHTS if path.is_dir() else path
     config_file = weights_file.with_name(AVATAR_CONFIG)

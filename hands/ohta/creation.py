@@ -110,11 +110,12 @@ class CachedView:
     def __init__(self, avatar: HandAvatar, view: ViewGeometry, config: CreationConfig) -> None:
         self.view, self.size = view, view.size
         H, W = view.size
-        K, Th = view.K[None].float(), view.Th[None].float()
+        self.device = device = avatar.appearance.id_feature.device
+        K, Th = view.K[None].float().to(device), view.Th[None].float().to(device)
         appearance = avatar.appearance
         with torch.no_grad():
-            posed = avatar.pose(view.pose[None, :3].float(), view.pose[None, 3:].float(), view.betas[None].float(),
-                                torch.Generator().manual_seed(config.seed))
+            posed = avatar.pose(view.pose[None, :3].to(K), view.pose[None, 3:].to(K), view.betas[None].to(K),
+                                torch.Generator(device).manual_seed(config.seed))
             depth = front_depth(posed, K, Th, (H, W), config.volume.dilate_pixels)[0]
             active = torch.nonzero(depth > 0)  # (R, 2) rows (v, u)
             pixels = active[:, [1, 0]][None]
@@ -133,10 +134,10 @@ class CachedView:
             features = appearance.anchors.lookup(points[self.ray, sample][None], posed.anchors)
             shadows = appearance.config.shadow_levels
             self.colour_features = [f[0] for f in features[len(shadows):]]
-            self.shadow = appearance(features, torch.zeros(1, appearance.config.identity_dim), posed.joints_unrotated)["shadow"][0]
+            self.shadow = appearance(features, K.new_zeros(1, appearance.config.identity_dim), posed.joints_unrotated)["shadow"][0]
         self.pixel_rows, self.pixel_cols = active[:, 0], active[:, 1]
-        self.opacity = torch.zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), opacity)
-        self.tips = torch.zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), tips[:, 0])
+        self.opacity = K.new_zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), opacity)
+        self.tips = K.new_zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), tips[:, 0])
 
     def render(self, avatar: HandAvatar, identity: torch.Tensor, calibrate: bool = True,
                region: torch.Tensor | None = None) -> torch.Tensor:
@@ -145,11 +146,11 @@ class CachedView:
         H, W = self.size
         samples = slice(None)
         if region is not None:
-            samples = region[self.pixel_rows, self.pixel_cols][self.ray]
+            samples = region.to(self.device)[self.pixel_rows, self.pixel_cols][self.ray]
         albedo = avatar.appearance.albedo([f[samples][None] for f in self.colour_features], identity[None], calibrate)[0]
         colour = albedo * self.shadow[samples]
-        per_ray = torch.zeros(len(self.pixel_rows), 3).index_add(0, self.ray[samples], colour * self.weight[samples, None])
-        return torch.zeros(H, W, 3).index_put((self.pixel_rows, self.pixel_cols), per_ray)
+        per_ray = colour.new_zeros(len(self.pixel_rows), 3).index_add(0, self.ray[samples], colour * self.weight[samples, None])
+        return colour.new_zeros(H, W, 3).index_put((self.pixel_rows, self.pixel_cols), per_ray)
 
 
 def robust_inversion_loss(prediction: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
@@ -189,12 +190,15 @@ def create_avatar(avatar: HandAvatar, image: np.ndarray, mask: np.ndarray, view:
     bool seen from `view`. `perceptual(a, b)` is an LPIPS-like distance of (1, 3, h, w) images in [-1, 1]."""
     avatar.requires_grad_(False)
     appearance = avatar.appearance
-    target = torch.from_numpy(image).float() / 255.0 * torch.from_numpy(mask)[..., None]
+    device = appearance.id_feature.device
+    as_image = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().to(device) / 255.0  # noqa: E731
+    as_mask = lambda a: torch.from_numpy(np.ascontiguousarray(a) > 0).to(device)  # noqa: E731
+    target = as_image(image) * as_mask(mask)[..., None]
     history: dict[str, list[float]] = {"inversion": [], "finetune": []}
     if not edit and config.inversion_steps > 0:
         small = scaled_view(view, config.inversion_scale)
-        small_target = torch.from_numpy(cv2.resize(image, small.size[::-1], interpolation=cv2.INTER_AREA)).float() / 255.0
-        small_mask = torch.from_numpy(cv2.resize(mask.astype(np.uint8), small.size[::-1], interpolation=cv2.INTER_NEAREST) > 0)
+        small_target = as_image(cv2.resize(image, small.size[::-1], interpolation=cv2.INTER_AREA))
+        small_mask = as_mask(cv2.resize(mask.astype(np.uint8), small.size[::-1], interpolation=cv2.INTER_NEAREST))
         cached = CachedView(avatar, small, config)
         region = small_mask ^ (cached.tips >= 0.5)  # the release: hand pixels that are not fingertips (XOR)
         parameters = [appearance.id_feature, appearance.color_scale, appearance.color_shift]
@@ -210,7 +214,7 @@ def create_avatar(avatar: HandAvatar, image: np.ndarray, mask: np.ndarray, view:
             history["inversion"].append(float(loss.detach()))
     views = [view] + reference_views(avatar, view, config.views)
     cached_views = [CachedView(avatar, v, config) for v in views]
-    targets, masks = [target], [torch.from_numpy(mask)]
+    targets, masks = [target], [as_mask(mask)]
     with torch.no_grad():
         for cached in cached_views[1:]:
             targets.append(cached.render(avatar, appearance.id_feature))
@@ -230,7 +234,7 @@ def create_avatar(avatar: HandAvatar, image: np.ndarray, mask: np.ndarray, view:
     side = max(8, round(config.patch_fraction * min(view.size)))
     for _ in tqdm(range(steps), desc="texture fitting", disable=not progress):
         for index, (cached, goal, hand, weight) in enumerate(zip(cached_views, targets, masks, weights)):
-            region = random_patches(cached.size, side, config.patches, rng, hand.numpy())
+            region = random_patches(cached.size, side, config.patches, rng, hand.cpu().numpy()).to(device)
             prediction = cached.render(avatar, appearance.id_feature, region=region) * hand[..., None]
             difference = (prediction - goal * hand[..., None]).abs()[region]
             loss = config.l1_weight * difference.mean()

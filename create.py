@@ -1,0 +1,143 @@
+"""OHTA one-shot avatar creation from one image.
+
+    python create.py --input data/in_the_wild/img/02023.jpg --checkpoint checkpoints/ohta/pretrained_prior_learning.tar \\
+        [--edit] [--out outputs/ohta] [--config configs/ohta/create.yaml] [key=value ...]
+
+The input follows the original's layout: `<root>/img/<name>.jpg`, `<root>/mask/<name>.png` and
+`<root>/anno/<name>.pkl` (camera, MANO pose and shape, Th). The prior is the official
+`pretrained_prior_learning.tar`, an avatar folder written by this project (a prior from train.py, or a created
+avatar to edit further), or `--no_prior` for a randomly initialised one (smoke tests only). `--edit` paints the
+masked content of the input into the avatar (the mask covers the painted strokes only).
+
+Results go to `<out>/<name>/`: input.png, reference_<k>.png (the views the fitting used), final_<k>.png (the same
+views after creation), avatar/ (load with `hands.ohta.checkpoint.load_avatar`), history.json and config.yaml.
+An existing result is replaced only with --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hands.config import load_config, save_config
+from hands.data.exports import encode_image
+from hands.eval.image_metrics import LPIPS, MissingWeightsError
+from hands.io.atomic import atomic_directory, check_writable
+from hands.mano import load_mano_model
+from hands.ohta.avatar import HandAvatar
+from hands.ohta.checkpoint import load_avatar, save_avatar
+from hands.ohta.creation import CachedView, CreationConfig, create_avatar
+from hands.ohta.inputs import read_oneshot_input
+from hands.utils.device import resolve_device
+
+log = logging.getLogger("create")
+
+DEFAULT_PRIOR = "checkpoints/ohta/pretrained_prior_learning.tar"
+
+
+@dataclasses.dataclass
+class CreateConfig:
+    """What `create.py` ran with (written to <out>/<name>/config.yaml)."""
+
+    size: int | None = 256
+    """Image side the creation runs at (the input and its camera are resized; null keeps the input's size)."""
+    checkpoint: str | None = DEFAULT_PRIOR
+    """The prior: the release's .tar or an avatar folder; null for a random one (smoke tests only)."""
+    lpips_weights: str | None = None
+    """AlexNet weights for the LPIPS term (default checkpoints/metrics/); without them the fitting uses L1 only."""
+    mano_dir: str | None = None
+    """Folder with MANO_RIGHT.pkl (default models/mano/ or $HANDS_MANO_DIR, else the built-in hand)."""
+    device: str = "auto"
+    creation: CreationConfig = dataclasses.field(default_factory=CreationConfig)
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, CreateConfig]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="<root>/img/<name>.jpg with <root>/mask and <root>/anno beside")
+    parser.add_argument("--checkpoint", help=f"prior .tar or avatar folder (default {DEFAULT_PRIOR})")
+    parser.add_argument("--no_prior", action="store_true", help="start from a random avatar (no checkpoint)")
+    parser.add_argument("--edit", action="store_true", help="paint the masked region of the input into the avatar")
+    parser.add_argument("--out", default="outputs/ohta", help="output folder (results in <out>/<name>/)")
+    parser.add_argument("--config", default=None, help="YAML config (configs/ohta/create.yaml)")
+    parser.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing result")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. creation.finetune_steps=50 size=128")
+    args = parser.parse_args(argv)
+    config = load_config(CreateConfig, args.config, args.overrides)
+    if args.checkpoint:
+        config.checkpoint = args.checkpoint
+    if args.no_prior:
+        config.checkpoint = None
+    if args.device:
+        config.device = args.device
+    return args, config
+
+
+def perceptual_loss(weights: str | None, device: torch.device):
+    """LPIPS on [-1, 1] images when its weights are present, else None (logged)."""
+    try:
+        lpips = LPIPS(weights).to(device)
+    except MissingWeightsError as error:
+        log.warning("LPIPS term off: %s", error)
+        return None
+    return lambda a, b: lpips.model(a, b)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    path.write_bytes(encode_image(image, ".png"))
+
+
+def main(argv: list[str] | None = None) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args, config = parse_args(argv)
+    device = resolve_device(config.device)
+    oneshot = read_oneshot_input(args.input, config.size)
+    result_dir = check_writable(Path(args.out) / oneshot.name, args.overwrite)
+    model = load_mano_model("right", config.mano_dir)
+    if config.checkpoint is None:
+        log.warning("no prior: the avatar starts from random networks; its texture will not generalise. Pass "
+                    "--checkpoint %s for real use", DEFAULT_PRIOR)
+        avatar = HandAvatar(model)
+    else:
+        avatar = load_avatar(config.checkpoint, model)
+    avatar = avatar.to(device).train()
+    log.info("creating %s at %dx%d on %s (%s)", oneshot.name, oneshot.view.size[1], oneshot.view.size[0], device,
+             "edit" if args.edit else "inversion + texture fitting")
+    start = time.perf_counter()
+    perceptual = perceptual_loss(config.lpips_weights, device)
+    result = create_avatar(avatar, oneshot.image, oneshot.mask, oneshot.view, config.creation, edit=args.edit,
+                           perceptual=perceptual, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    log.info("created in %.1f s", seconds)
+    with atomic_directory(result_dir, args.overwrite) as tmp:
+        write_png(tmp / "input.png", oneshot.image)
+        with torch.no_grad():
+            for k, (view, target, mask) in enumerate(zip(result.views, result.targets, result.masks)):
+                write_png(tmp / f"reference_{k}.png", to_uint8(target * mask[..., None]))
+                final = CachedView(avatar, view, config.creation)
+                write_png(tmp / f"final_{k}.png", to_uint8(final.render(avatar, avatar.appearance.id_feature)))
+        save_avatar(avatar, tmp / "avatar", {"input": str(args.input), "edit": args.edit, "prior": config.checkpoint})
+        (tmp / "history.json").write_text(json.dumps({"seconds": seconds, **result.history}))
+        save_config(config, tmp / "config.yaml")
+    log.info("wrote %s", result_dir)
+    return result_dir
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (FileNotFoundError, FileExistsError, ValueError, OSError, pickle.UnpicklingError) as error:  # bad input: one line, no traceback
+        raise SystemExit(f"create.py: {error}") from None
