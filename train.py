@@ -2,11 +2,13 @@
 
     python train.py --config configs/acr/synthetic.yaml [key=value ...] [--resume] [--overwrite]
     python train.py --config configs/attentionhand/train.yaml [key=value ...]
+    python train.py --config configs/ohta/prior.yaml [key=value ...]
 
 Keys are the fields of `TrainConfig` (e.g. trainer.max_steps=2000 acr.batch_size=16 trainer.devices=2
 trainer.strategy=ddp attentionhand.text_attention.mode=paper). Outputs land in `trainer.output`: the resolved
 config.yaml, checkpoints/ (last.ckpt and periodic ones) and metrics.csv; AttentionHand runs add images/ (samples
-every `attentionhand.log_images_every` steps) and controlnet/ (the trained ControlNet, `save_pretrained` format).
+every `attentionhand.log_images_every` steps) and controlnet/ (the trained ControlNet, `save_pretrained` format);
+OHTA prior learning writes prior/ (an avatar folder for `create.py --checkpoint`).
 `--resume` continues from checkpoints/last.ckpt.
 """
 
@@ -25,6 +27,8 @@ from pytorch_lightning.loggers import CSVLogger
 from hands.acr.training import ACRModule, ACRTrainConfig
 from hands.attentionhand.training import AttentionHandModule, AttentionHandTrainConfig, ImageLogger
 from hands.config import ConfigError, load_config, save_config
+from hands.ohta.checkpoint import save_avatar
+from hands.ohta.prior import OHTAPriorModule, PriorTrainConfig
 
 
 @dataclass
@@ -53,10 +57,11 @@ class TrainConfig:
     """A training run: the method and its settings."""
 
     method: str = "acr"
-    """acr or attentionhand."""
+    """acr, attentionhand or ohta (prior learning)."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     acr: ACRTrainConfig = field(default_factory=ACRTrainConfig)
     attentionhand: AttentionHandTrainConfig = field(default_factory=AttentionHandTrainConfig)
+    ohta: PriorTrainConfig = field(default_factory=PriorTrainConfig)
 
 
 def _devices(value: str):
@@ -75,8 +80,8 @@ def main(argv: list[str] | None = None) -> Path:
         config = load_config(TrainConfig, args.config, args.overrides)
     except ConfigError as error:
         parser.error(str(error))
-    if config.method not in ("acr", "attentionhand"):
-        parser.error(f"method: expected acr or attentionhand, got {config.method!r}")
+    if config.method not in ("acr", "attentionhand", "ohta"):
+        parser.error(f"method: expected acr, attentionhand or ohta, got {config.method!r}")
     output = Path(config.trainer.output)
     last = output / "checkpoints" / "last.ckpt"
     if args.resume and not last.is_file():
@@ -94,6 +99,10 @@ def main(argv: list[str] | None = None) -> Path:
         module = ACRModule(config.acr)
         train_set, val_set = module.datasets()
         settings, callbacks = config.acr, [checkpoints]
+    elif config.method == "ohta":
+        pl.seed_everything(config.ohta.seed, workers=True)
+        module = OHTAPriorModule(config.ohta)
+        train_set, val_set, settings, callbacks = module.datasets(), None, config.ohta, [checkpoints]
     else:
         pl.seed_everything(config.attentionhand.seed, workers=True)
         module = AttentionHandModule(config.attentionhand)
@@ -111,12 +120,15 @@ def main(argv: list[str] | None = None) -> Path:
         max_steps=t.max_steps, accelerator=t.accelerator, devices=_devices(t.devices), strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, default_root_dir=str(output), logger=CSVLogger(str(output), name="logs"),
         log_every_n_steps=t.log_every_steps, enable_model_summary=False, limit_val_batches=1.0 if val_set is not None else 0,
-        callbacks=callbacks, **validation)
+        callbacks=callbacks, accumulate_grad_batches=config.ohta.accumulate if config.method == "ohta" else 1, **validation)
     trainer.fit(module, loader(train_set, True), loader(val_set, False) if val_set is not None else None,
                 ckpt_path=str(last) if args.resume else None)
     if config.method == "attentionhand" and trainer.is_global_zero:
         module.export_controlnet(output / "controlnet", overwrite=True)
         logging.info("saved the trained ControlNet to %s", output / "controlnet")
+    if config.method == "ohta" and trainer.is_global_zero:
+        save_avatar(module.avatar, output / "prior", {"trained_steps": trainer.global_step}, overwrite=True)
+        logging.info("saved the prior to %s", output / "prior")
     return output
 
 

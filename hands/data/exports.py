@@ -94,8 +94,11 @@ def export_attentionhand(dataset: InterHandDataset, output: str | Path, limit: i
 
 def export_ohta(dataset: InterHandDataset, output: str | Path, limit: int | None = None, overwrite: bool = False) -> list[Path]:
     """Write OHTA one-shot inputs (img/, mask/, anno/) for right hands of `dataset` (use `mirror_left` to include
-    left hands as mirrored right hands); returns the annotation files."""
+    left hands as mirrored right hands) and captures.json (input name -> capture number: the identity for prior
+    learning); returns the annotation files."""
     output = Path(output)
+    check_writable(output / "captures.json", overwrite)
+    captures = {}
     size = dataset.config.image_size
     renderer = Renderer(size)
     layer = dataset.layers["right"]
@@ -118,6 +121,8 @@ def export_ohta(dataset: InterHandDataset, output: str | Path, limit: int | None
         atomic_write_bytes(output / "img" / f"{name}.jpg", encode_image(to_uint8_image(sample["image"]), ".jpg"), overwrite)
         atomic_write_bytes(output / "mask" / f"{name}.png", encode_image(mask.cpu().numpy().astype(np.uint8) * 255, ".png"), overwrite)
         written.append(write_oneshot_annotation(annotation, output / "anno" / f"{name}.pkl", overwrite))
+        captures[name] = int(sample["capture"])
+    atomic_write_bytes(output / "captures.json", json.dumps(captures, indent=0).encode(), overwrite)
     log.info("wrote %d OHTA one-shot inputs to %s", len(written), output)
     return written
 

@@ -94,11 +94,13 @@ def composite(alpha: torch.Tensor, values: torch.Tensor, background: torch.Tenso
 
 def render_pixels(avatar: HandAvatar, posed: PosedAvatar, K: torch.Tensor, Th: torch.Tensor, pixels: torch.Tensor,
                   identity: torch.Tensor, config: VolumeConfig, size: tuple[int, int], background: torch.Tensor | None = None,
-                  calibrate: bool = False, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                  calibrate: bool = False, generator: torch.Generator | None = None, keep_samples: bool = False) -> dict:
     """Render the given pixels (B, P, 2) integer (u, v) of one posed batch (B = 1 per call is typical).
 
     K (B, 3, 3) and Th (B, 3) (decimetres) place the avatar; identity (B, 33). Returns rgb (B, P, 3), albedo,
-    shadow (B, P, 1), opacity (B, P) and tips (B, P): how much of the pixel the distal phalanges cover."""
+    shadow (B, P, 1), opacity (B, P) and tips (B, P): how much of the pixel the distal phalanges cover; with
+    `keep_samples`, also `samples`: per batch element the sample points (N, 3), their occupancy (N,) and whether
+    they lie outside every part box (N,)."""
     B, P = pixels.shape[:2]
     directions = pixel_rays(K, pixels)  # camera frame, z = 1
     origins = -Th[:, None].expand(B, P, 3)  # the camera centre in OHTA's frame
@@ -122,20 +124,23 @@ def render_pixels(avatar: HandAvatar, posed: PosedAvatar, K: torch.Tensor, Th: t
     result = {"rgb": zeros(3), "albedo": zeros(3), "shadow": zeros(1), "opacity": zeros(1)[..., 0], "tips": zeros(1)[..., 0]}
     if background is not None:
         result["rgb"] = result["rgb"] + background.to(K)
+    samples = []
     for b in range(B):
         rays = torch.nonzero(active[b])[:, 0]
         if len(rays) == 0:
+            samples.append({"points": K.new_zeros(0, 3), "alpha": K.new_zeros(0), "outside": torch.zeros(0, dtype=torch.bool)})
             continue
         z = sample_depths(near[b, rays], far[b, rays], count, config.perturb, generator)  # (R, S)
         points = origins[b, rays, None] + directions[b, rays, None] * z[..., None]  # (R, S, 3)
         flat = points.reshape(1, -1, 3)
-        pieces = {"alpha": [], "tip": [], "colour": [], "albedo": [], "shadow": []}
+        pieces = {"alpha": [], "tip": [], "colour": [], "albedo": [], "shadow": [], "outside": []}
         single = _select(posed, b)
         for start in range(0, flat.shape[1], config.chunk):
             chunk = flat[:, start:start + config.chunk]
             occupancy = avatar.occupancy(chunk, single)
             shaded = avatar.shade(chunk, single, identity[b:b + 1], calibrate)
             pieces["alpha"].append(occupancy.occupancy[0])
+            pieces["outside"].append(occupancy.outside[0])
             pieces["tip"].append((occupancy.part_index[0] % 3 == 0) & (occupancy.part_index[0] > 0))
             for key in ("colour", "albedo", "shadow"):
                 pieces[key].append(shaded[key][0])
@@ -150,6 +155,9 @@ def render_pixels(avatar: HandAvatar, posed: PosedAvatar, K: torch.Tensor, Th: t
             result[key] = result[key].index_put((torch.tensor([b]), rays[None]), value[None])
         result["opacity"] = result["opacity"].index_put((torch.tensor([b]), rays[None]), opacity[None])
         result["tips"] = result["tips"].index_put((torch.tensor([b]), rays[None]), tips[None, :, 0])
+        samples.append({"points": flat[0], "alpha": alpha.reshape(-1), "outside": torch.cat(pieces["outside"])})
+    if keep_samples:
+        result["samples"] = samples
     return result
 
 

@@ -172,6 +172,7 @@ class InterHandDataset(Dataset):
             "flipped": torch.tensor(crop.flip),
             "crop_box": torch.tensor([*(crop.centre - crop.width / 2), crop.width, crop.width]).float(),
             "annotation_id": torch.tensor(record.annotation_id),
+            "capture": torch.tensor(record.capture),
         }
         for side in SIDES:
             fit = mano[side]
