@@ -1,7 +1,11 @@
-"""OHTA one-shot avatar creation from one image.
+"""OHTA one-shot avatar creation from one image, and what to do with an avatar afterwards.
 
     python create.py --input data/in_the_wild/img/02023.jpg --checkpoint checkpoints/ohta/pretrained_prior_learning.tar \\
         [--edit] [--out outputs/ohta] [--config configs/ohta/create.yaml] [key=value ...]
+    python create.py animate --avatar outputs/ohta/02023/avatar [--poses poses.npy] [--turntable 36] --out hand.mp4
+    python create.py export --avatar outputs/ohta/02023/avatar --out hand.glb          # or .obj; vertex colours
+    python create.py interpolate --avatars A B [--prior PRIOR] [--steps 8] --out DIR   # identity interpolation
+    python create.py sample --prior PRIOR [--count 8] --out DIR                         # new identities
 
 The input follows the original's layout: `<root>/img/<name>.jpg`, `<root>/mask/<name>.png` and
 `<root>/anno/<name>.pkl` (camera, MANO pose and shape, Th). The prior is the official
@@ -12,6 +16,12 @@ masked content of the input into the avatar (the mask covers the painted strokes
 Results go to `<out>/<name>/`: input.png, reference_<k>.png (the views the fitting used), final_<k>.png (the same
 views after creation), avatar/ (load with `hands.ohta.checkpoint.load_avatar`), history.json and config.yaml.
 An existing result is replaced only with --overwrite.
+
+animate renders the avatar in the creation's camera (or a framing camera) through a pose sequence (.npy/.npz/.json,
+(N, 45) or (N, 48); default: rest, fist, point, spread) and/or a turntable, to .mp4. export writes the sealed mesh
+in meters with colours baked at its vertices. interpolate and sample render identity codes through a prior's
+networks (the first avatar's by default): codes between two avatars, or drawn from a Gaussian fitted to the
+prior's identity rows.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import dataclasses
 import json
 import logging
 import pickle
+import sys
 import time
 from pathlib import Path
 
@@ -32,15 +43,17 @@ from hands.data.exports import encode_image
 from hands.eval.image_metrics import LPIPS, MissingWeightsError
 from hands.io.atomic import atomic_directory, check_writable
 from hands.mano import load_mano_model
+from hands.ohta.animation import render_view
 from hands.ohta.avatar import HandAvatar
 from hands.ohta.checkpoint import load_avatar, save_avatar
-from hands.ohta.creation import CachedView, CreationConfig, create_avatar
+from hands.ohta.creation import CreationConfig, create_avatar
 from hands.ohta.inputs import read_oneshot_input
 from hands.utils.device import resolve_device
 
 log = logging.getLogger("create")
 
 DEFAULT_PRIOR = "checkpoints/ohta/pretrained_prior_learning.tar"
+TOOLS = ("animate", "export", "interpolate", "sample")
 
 
 @dataclasses.dataclass
@@ -102,6 +115,11 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 def main(argv: list[str] | None = None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TOOLS:
+        from hands.ohta.avatar_tools import run_tool
+
+        return run_tool(argv[0], argv[1:])
     args, config = parse_args(argv)
     device = resolve_device(config.device)
     oneshot = read_oneshot_input(args.input, config.size)
@@ -124,12 +142,13 @@ def main(argv: list[str] | None = None) -> Path:
     log.info("created in %.1f s", seconds)
     with atomic_directory(result_dir, args.overwrite) as tmp:
         write_png(tmp / "input.png", oneshot.image)
-        with torch.no_grad():
-            for k, (view, target, mask) in enumerate(zip(result.views, result.targets, result.masks)):
-                write_png(tmp / f"reference_{k}.png", to_uint8(target * mask[..., None]))
-                final = CachedView(avatar, view, config.creation)
-                write_png(tmp / f"final_{k}.png", to_uint8(final.render(avatar, avatar.appearance.id_feature)))
-        save_avatar(avatar, tmp / "avatar", {"input": str(args.input), "edit": args.edit, "prior": config.checkpoint})
+        for k, (view, target, mask) in enumerate(zip(result.views, result.targets, result.masks)):
+            write_png(tmp / f"reference_{k}.png", to_uint8(target * mask[..., None]))
+            write_png(tmp / f"final_{k}.png", render_view(avatar, view, config=config.creation))
+        view = oneshot.view
+        save_avatar(avatar, tmp / "avatar", {"input": str(args.input), "edit": args.edit, "prior": config.checkpoint,
+                                             "view": {"K": view.K.tolist(), "Th": view.Th.tolist(), "pose": view.pose.tolist(),
+                                                      "betas": view.betas.tolist(), "size": list(view.size)}})
         (tmp / "history.json").write_text(json.dumps({"seconds": seconds, **result.history}))
         save_config(config, tmp / "config.yaml")
     log.info("wrote %s", result_dir)

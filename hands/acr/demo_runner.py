@@ -27,6 +27,7 @@ from hands.data.interhand.dataset import read_image
 from hands.geometry.cameras import WeakPerspectiveCamera
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
 from hands.io.mesh import save_obj
+from hands.io.video import VideoFileWriter
 from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes, overlay
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,9 @@ def run_demo(options: DemoOptions) -> Path:
     predictor = ACRPredictor(model, options.input_size, config, options.mano_dir, options.device)
     faces = {side: layer.faces for side, layer in predictor.layers.items()}
     smoothers = {side: HandSmoother(options.smooth_coeff) for side in ("right", "left")}
-    summary, writer = [], None
+    summary = []
     video_path = out / f"{Path(options.inputs or 'webcam').stem}_output.mp4"
-    try:
+    with VideoFileWriter(video_path) as writer:
         for name, frame in tqdm(read_frames(options), desc=f"acr {options.mode}", unit="frame"):
             hands, box = predictor.predict(frame)
             if options.temporal:
@@ -173,15 +174,7 @@ def run_demo(options: DemoOptions) -> Path:
                                                       "joints_2d_bbox": _bbox(box.to_original(h.joints_2d.cpu().numpy()))}
                                                      for h in hands]})
             if options.mode in ("folder", "video"):
-                if writer is None:
-                    video_path.parent.mkdir(parents=True, exist_ok=True)
-                    writer = cv2.VideoWriter(str(video_path) + ".part.mp4", cv2.VideoWriter_fourcc(*"mp4v"), 30,
-                                             (picture.shape[1], picture.shape[0]))
-                writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-    finally:
-        if writer is not None:
-            writer.release()
-            Path(str(video_path) + ".part.mp4").replace(video_path)
+                writer.write(picture)
     with atomic_path(out / "summary.json", options.overwrite) as tmp:
         tmp.write_text(json.dumps({"mode": options.mode, "inputs": options.inputs, "checkpoint": options.checkpoint,
                                    "frames": summary}, indent=1))

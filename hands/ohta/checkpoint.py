@@ -98,6 +98,15 @@ def load_avatar(path: str | Path, model: ManoModelData, device: str | torch.devi
     return avatar.to(device)
 
 
+def read_avatar_metadata(path: str | Path) -> dict:
+    """The `metadata` an avatar folder was saved with ({} for the release's .tar files)."""
+    config_file = Path(path) / AVATAR_CONFIG
+    if not config_file.is_file():
+        return {}
+    header = OmegaConf.to_container(OmegaConf.load(config_file))
+    return header.get("metadata", {}) if isinstance(header, dict) else {}
+
+
 def _load_exact(avatar: HandAvatar, tensors: dict[str, torch.Tensor], source: str) -> None:
     expected = avatar.state_dict()
     missing = sorted(set(expected) - set(tensors))

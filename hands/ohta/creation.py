@@ -8,7 +8,8 @@ identity and calibration on 2 patches per view and step (10·L1 + LPIPS when its
 against the unedited avatar's views (the opposite view ×4).
 
 Geometry (MANO-HD, PairOF) is frozen during creation and each view's pose is fixed, so `CachedView` bakes a view's
-samples and compositing weights once, keeping per ray only the heaviest samples that carry all but `weight_tolerance`
+samples and compositing weights once (occupancy evaluated front to back, stopping once a ray is opaque), keeping per
+ray only the heaviest samples that carry all but `weight_tolerance`
 of its weight (so a pixel's colour moves by at most that much), their anchor features and their shadow (anchor
 features, shadow networks and pose are all frozen during creation); every step then only runs the albedo networks.
 This replaces the release's stochastic re-sampling of every ray at every step.
@@ -103,6 +104,26 @@ def heaviest_samples(weights: torch.Tensor, tolerance: float) -> torch.Tensor:
     return torch.zeros_like(needed).scatter(1, order, needed & (ordered > 0))
 
 
+def front_to_back_occupancy(avatar: HandAvatar, posed, points: torch.Tensor,
+                            transmittance_floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Occupancy (R, S) and distal-phalanx flags (R, S) of ray samples (R, S, 3) ordered front to back, evaluated one
+    depth slice at a time and only for rays whose transmittance is still above the floor (the rest get 0: their
+    samples could change a pixel by at most the floor)."""
+    R, S = points.shape[:2]
+    alpha, tip = points.new_zeros(R, S), points.new_zeros(R, S)
+    transmittance = points.new_ones(R)
+    for s in range(S):
+        live = torch.nonzero(transmittance > transmittance_floor)[:, 0]
+        if len(live) == 0:
+            break
+        occupancy = avatar.occupancy(points[live, s][None], posed)
+        alpha[live, s] = occupancy.occupancy[0]
+        part = occupancy.part_index[0]
+        tip[live, s] = ((part % 3 == 0) & (part > 0)).to(tip)
+        transmittance[live] *= 1 - alpha[live, s]
+    return alpha, tip
+
+
 class CachedView:
     """One view's geometry baked for appearance-only optimisation: the kept samples of every active pixel, their
     compositing weights, anchor features and shadow, and the opacity and fingertip maps."""
@@ -123,9 +144,7 @@ class CachedView:
             z = sample_depths(surface - config.volume.band_front, surface + config.volume.band_back,
                               config.volume.band_samples, perturb=False)
             points = -Th[0] + pixel_rays(K, pixels)[0][:, None] * z[..., None]  # (R, S, 3)
-            occupancy = avatar.occupancy(points.reshape(1, -1, 3), posed)
-            alpha = occupancy.occupancy[0].reshape(z.shape)
-            tip = ((occupancy.part_index[0] % 3 == 0) & (occupancy.part_index[0] > 0)).float().reshape(z.shape)
+            alpha, tip = front_to_back_occupancy(avatar, posed, points, config.weight_tolerance * 0.1)
             weights = alpha * torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-10], 1), 1)[:, :-1]
             tips, opacity = composite(alpha, tip[..., None])
             keep = heaviest_samples(weights, config.weight_tolerance)
