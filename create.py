@@ -6,6 +6,7 @@
     python create.py export --avatar outputs/ohta/02023/avatar --out hand.glb          # or .obj; vertex colours
     python create.py interpolate --avatars A B [--prior PRIOR] [--steps 8] --out DIR   # identity interpolation
     python create.py sample --prior PRIOR [--count 8] --out DIR                         # new identities
+    python create.py evaluate --avatar outputs/ohta/NAME/avatar --frames data/ohta_eval --out metrics.json
 
 The input follows the original's layout: `<root>/img/<name>.jpg`, `<root>/mask/<name>.png` and
 `<root>/anno/<name>.pkl` (camera, MANO pose and shape, Th). The prior is the official
@@ -21,7 +22,9 @@ animate renders the avatar in the creation's camera (or a framing camera) throug
 (N, 45) or (N, 48); default: rest, fist, point, spread) and/or a turntable, to .mp4. export writes the sealed mesh
 in meters with colours baked at its vertices. interpolate and sample render identity codes through a prior's
 networks (the first avatar's by default): codes between two avatars, or drawn from a Gaussian fitted to the
-prior's identity rows.
+prior's identity rows. evaluate reports PSNR/SSIM/LPIPS(VGG) over full 256² frames masked to the hand on black
+(the release's protocol; make the frames with scripts/prepare.py ohta --split test --path_contains
+Capture0/ROM03_RT_No_Occlusion --every 200).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from hands.utils.device import resolve_device
 log = logging.getLogger("create")
 
 DEFAULT_PRIOR = "checkpoints/ohta/pretrained_prior_learning.tar"
-TOOLS = ("animate", "export", "interpolate", "sample")
+TOOLS = ("animate", "export", "interpolate", "sample", "evaluate")
 
 
 @dataclasses.dataclass

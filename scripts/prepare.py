@@ -2,6 +2,8 @@
 
     python scripts/prepare.py attentionhand --root data/InterHand2.6M --split train --output data/attentionhand
     python scripts/prepare.py ohta --root data/InterHand2.6M --split test --output data/ohta_oneshot
+    python scripts/prepare.py ohta --root data/InterHand2.6M --split test --path_contains Capture0/ROM03_RT_No_Occlusion \
+        --every 200 --output data/ohta_eval          # OHTA's evaluation frames
     python scripts/prepare.py acr --root data/InterHand2.6M --split train --output data/acr_train
 
 attentionhand: RGB crops, mesh images rendered from the 3D labels, template prompts and modalities.json.
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--output", required=True)
     parser.add_argument("--size", type=int, default=None, help="crop side in pixels (attentionhand 512, ohta 256)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many samples")
+    parser.add_argument("--path_contains", help="only images whose path contains this (e.g. Capture0/ROM03_RT_No_Occlusion)")
+    parser.add_argument("--every", type=int, default=1, help="every n-th selected annotation (OHTA's evaluation: 200)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -42,7 +46,8 @@ def main(argv: list[str] | None = None):
     config = InterHandDataConfig(root=args.root, split=args.split, image_size=args.size or defaults["image_size"],
                                  bbox_scale=defaults["bbox_scale"], require_mano=True,
                                  hand_types=["right", "left"] if args.method == "ohta" else ["right", "left", "interacting"],
-                                 mirror_left=args.method == "ohta", full_image=args.method == "acr")
+                                 mirror_left=args.method == "ohta", full_image=args.method == "acr",
+                                 path_contains=args.path_contains, every=args.every)
     try:
         dataset = InterHandDataset(config)
         exporter = {"attentionhand": export_attentionhand, "ohta": export_ohta, "acr": export_acr}[args.method]

@@ -63,6 +63,21 @@ def test_lpips_matches_a_direct_computation(tmp_path):
         LPIPS(tmp_path / "missing.pth")
 
 
+def test_lpips_vgg_backbone_loads_torchvision_weights(tmp_path):
+    torch.manual_seed(0)
+    vgg = torchvision.models.vgg16(weights=None)
+    weights = tmp_path / "vgg16-397923af.pth"
+    torch.save(vgg.state_dict(), weights)
+    metric = LPIPS(weights, net="vgg")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():  # the first lpips slice is torchvision's first two layers (conv, relu) on the scaled input
+        scaled = metric.model.scaling_layer(x * 2 - 1)
+        torch.testing.assert_close(metric.model.net.slice1(scaled), vgg.features[:4](scaled))
+    assert metric(x, x).abs().max() < 1e-6 and metric(x, torch.rand(1, 3, 32, 32)).item() > 0
+    with pytest.raises(MissingWeightsError, match="vgg16-397923af.pth"):
+        LPIPS(tmp_path / "missing.pth", net="vgg")
+
+
 def test_frechet_distance_against_closed_forms():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4000, 6)) @ rng.normal(size=(6, 6))

@@ -18,6 +18,8 @@ from torch import Tensor
 
 METRICS_DIR = Path("checkpoints/metrics")
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+VGG16_FILE = "vgg16-397923af.pth"
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
@@ -70,43 +72,51 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, sigma: float = 1
     return ssim_map.flatten(1).mean(dim=1)
 
 
-# Where each torchvision AlexNet `features` layer sits in lpips's five slices.
-_LPIPS_ALEX_SLICES = ((1, range(0, 2)), (2, range(2, 5)), (3, range(5, 8)), (4, range(8, 10)), (5, range(10, 12)))
+# Where each torchvision `features` layer sits in lpips's five slices, and how many weight/bias tensors they hold.
+_LPIPS_SLICES = {
+    "alex": (((1, range(0, 2)), (2, range(2, 5)), (3, range(5, 8)), (4, range(8, 10)), (5, range(10, 12))), 10),
+    "vgg": (((1, range(0, 4)), (2, range(4, 9)), (3, range(9, 16)), (4, range(16, 23)), (5, range(23, 30))), 26),
+}
 
 
 class LPIPS(torch.nn.Module):
-    """LPIPS distance (Zhang et al. 2018) with the AlexNet backbone.
+    """LPIPS distance (Zhang et al. 2018) with the AlexNet (default) or VGG16 backbone (OHTA's choice).
 
-    The linear calibration layers ship with the `lpips` package; the AlexNet weights are torchvision's file
-    `alexnet-owt-7be5be79.pth` (`backbone_weights`, default checkpoints/metrics/). `backbone_weights=False`
-    keeps a random backbone (tests only).
+    The linear calibration layers ship with the `lpips` package; the backbone weights are torchvision's file
+    `alexnet-owt-7be5be79.pth` or `vgg16-397923af.pth` (`backbone_weights`, default checkpoints/metrics/).
+    `backbone_weights=False` keeps a random backbone (tests only).
     """
 
-    def __init__(self, backbone_weights: str | Path | None | bool = None) -> None:
+    def __init__(self, backbone_weights: str | Path | None | bool = None, net: str = "alex") -> None:
         super().__init__()
         import lpips
 
+        if net not in _LPIPS_SLICES:
+            raise ValueError(f"LPIPS net: expected alex or vgg, got {net!r}")
+        self.net = net
         with warnings.catch_warnings():  # lpips calls torchvision with its deprecated `pretrained` argument
             warnings.simplefilter("ignore", UserWarning)
-            self.model = lpips.LPIPS(pretrained=True, net="alex", pnet_rand=True, verbose=False)
+            self.model = lpips.LPIPS(pretrained=True, net=net, pnet_rand=True, verbose=False)
         if backbone_weights is not False:
-            path = _weights_file(backbone_weights or None, ALEXNET_FILE, ALEXNET_URL, "LPIPS")
+            name, url = (ALEXNET_FILE, ALEXNET_URL) if net == "alex" else (VGG16_FILE, VGG16_URL)
+            path = _weights_file(backbone_weights or None, name, url, f"LPIPS ({net})")
             state = torch.load(path, map_location="cpu", weights_only=True)
-            self.model.net.load_state_dict(self.backbone_state(state))
+            self.model.net.load_state_dict(self.backbone_state(state, net))
         self.model.eval().requires_grad_(False)
 
     @staticmethod
-    def backbone_state(torchvision_state: dict[str, Tensor]) -> dict[str, Tensor]:
-        """torchvision AlexNet state dict -> lpips's sliced backbone state dict (`features.i.*` -> `slicek.i.*`)."""
+    def backbone_state(torchvision_state: dict[str, Tensor], net: str = "alex") -> dict[str, Tensor]:
+        """torchvision AlexNet/VGG16 state dict -> lpips's sliced backbone state dict (`features.i.*` -> `slicek.i.*`)."""
+        slices, expected = _LPIPS_SLICES[net]
         state = {}
-        for k, indices in _LPIPS_ALEX_SLICES:
+        for k, indices in slices:
             for i in indices:
                 for param in ("weight", "bias"):
                     key = f"features.{i}.{param}"
                     if key in torchvision_state:
                         state[f"slice{k}.{i}.{param}"] = torchvision_state[key]
-        if len(state) != 10:
-            raise ValueError(f"not a torchvision AlexNet state dict: found {len(state)} of 10 convolution tensors")
+        if len(state) != expected:
+            raise ValueError(f"not a torchvision {net} state dict: found {len(state)} of {expected} convolution tensors")
         return state
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from hands.data.exports import encode_image
-from hands.io.atomic import atomic_directory, check_writable
+from hands.io.atomic import atomic_directory, atomic_write_bytes, check_writable
 from hands.io.mesh import save_glb, save_obj
 from hands.io.video import VideoFileWriter
 from hands.mano import load_mano_model
@@ -29,6 +30,7 @@ from hands.ohta.animation import (
 )
 from hands.ohta.checkpoint import load_avatar, read_avatar_metadata
 from hands.ohta.creation import ViewGeometry
+from hands.ohta.evaluation import evaluate_avatar, evaluation_frames
 from hands.utils.device import resolve_device
 
 log = logging.getLogger("create")
@@ -144,6 +146,23 @@ def sample(argv: list[str]) -> Path:
     return _render_identities(prior, codes, _default_view(prior, args.prior, args.size), Path(args.out), args.overwrite)
 
 
+def evaluate(argv: list[str]) -> Path:
+    parser = argparse.ArgumentParser(prog="create.py evaluate", description="PSNR/SSIM/LPIPS on test frames (OHTA's protocol)")
+    parser.add_argument("--avatar", required=True)
+    parser.add_argument("--frames", required=True, help="folder of one-shot inputs (scripts/prepare.py ohta --split test)")
+    parser.add_argument("--lpips_weights", help="vgg16-397923af.pth (default checkpoints/metrics/)")
+    _common(parser)
+    args = parser.parse_args(argv)
+    out = check_writable(args.out, args.overwrite)
+    avatar = load_avatar(args.avatar, load_mano_model("right", args.mano_dir)).to(resolve_device(args.device))
+    report = evaluate_avatar(avatar, evaluation_frames(args.frames), args.size, args.lpips_weights)
+    report.update({"avatar": str(args.avatar), "frames_folder": str(args.frames), "size": args.size})
+    atomic_write_bytes(out, json.dumps(report, indent=1).encode(), args.overwrite)
+    log.info("%d frames: %s", report["count"], ", ".join(f"{k} {v:.4f}" for k, v in report["mean"].items()))
+    return out
+
+
 def run_tool(name: str, argv: list[str]) -> Path:
-    """Run one of animate, export, interpolate, sample."""
-    return {"animate": animate, "export": export, "interpolate": interpolate, "sample": sample}[name](argv)
+    """Run one of animate, export, interpolate, sample, evaluate."""
+    tools = {"animate": animate, "export": export, "interpolate": interpolate, "sample": sample, "evaluate": evaluate}
+    return tools[name](argv)

@@ -66,6 +66,11 @@ class InterHandDataConfig:
     """Always mirror single left hands into right hands (for right-hand-only methods such as OHTA)."""
     cache_dir: str | None = None
     """Where the annotation index is kept (default: next to the annotations)."""
+    path_contains: str | None = None
+    """Keep only images whose file name (Capture/sequence/camera/image) contains this, e.g.
+    Capture0/ROM03_RT_No_Occlusion (OHTA's evaluation sequence)."""
+    every: int = 1
+    """Keep every n-th of the selected annotations (OHTA evaluates every 200th frame)."""
 
 
 class InterHandDataset(Dataset):
@@ -97,7 +102,11 @@ class InterHandDataset(Dataset):
             present[has_fit] = np.asarray(self.index.mano["present"])[self.index.mano_row[has_fit]] > 0
             types = np.asarray(a["hand_type"])
             keep &= np.where(types == 0, present[:, 0], np.where(types == 1, present[:, 1], present.all(axis=1)))
-        return np.flatnonzero(keep)
+        rows = np.flatnonzero(keep)
+        if c.path_contains:
+            rows = np.asarray([r for r in rows if c.path_contains in self.index.file_name(int(self.index.image_row[r]))],
+                              dtype=np.int64)
+        return rows[::max(c.every, 1)]
 
     def __len__(self) -> int:
         return len(self.rows)
