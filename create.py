@@ -2,6 +2,8 @@
 
     python create.py --input data/in_the_wild/img/02023.jpg --checkpoint checkpoints/ohta/pretrained_prior_learning.tar \\
         [--edit] [--out outputs/ohta] [--config configs/ohta/create.yaml] [key=value ...]
+    python create.py --text "a hand with a red nail polish" --attentionhand checkpoints/attentionhand/attentionhand.ckpt \\
+        [--input POSE_SOURCE.jpg]                                                       # text-to-avatar
     python create.py animate --avatar outputs/ohta/02023/avatar [--poses poses.npy] [--turntable 36] --out hand.mp4
     python create.py export --avatar outputs/ohta/02023/avatar --out hand.glb          # or .obj; vertex colours
     python create.py interpolate --avatars A B [--prior PRIOR] [--steps 8] --out DIR   # identity interpolation
@@ -34,6 +36,7 @@ import dataclasses
 import json
 import logging
 import pickle
+import re
 import sys
 import time
 from pathlib import Path
@@ -46,11 +49,13 @@ from hands.data.exports import encode_image
 from hands.eval.image_metrics import LPIPS, MissingWeightsError
 from hands.io.atomic import atomic_directory, check_writable
 from hands.mano import load_mano_model
-from hands.ohta.animation import render_view
+from hands.mano.poses import named_hand_pose
+from hands.ohta.animation import PALM_TO_CAMERA, framing_view, render_view
 from hands.ohta.avatar import HandAvatar
 from hands.ohta.checkpoint import load_avatar, save_avatar
-from hands.ohta.creation import CreationConfig, create_avatar
-from hands.ohta.inputs import read_oneshot_input
+from hands.ohta.creation import CreationConfig, ViewGeometry, create_avatar
+from hands.ohta.inputs import OneShotInput, annotation_for_view, read_oneshot_input, write_oneshot_input
+from hands.ohta.text_input import TextInputConfig, generate_input
 from hands.utils.device import resolve_device
 
 log = logging.getLogger("create")
@@ -73,11 +78,16 @@ class CreateConfig:
     """Folder with MANO_RIGHT.pkl (default models/mano/ or $HANDS_MANO_DIR, else the built-in hand)."""
     device: str = "auto"
     creation: CreationConfig = dataclasses.field(default_factory=CreationConfig)
+    text_input: TextInputConfig = dataclasses.field(default_factory=TextInputConfig)
+    """--text: how AttentionHand makes the input image."""
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, CreateConfig]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", required=True, help="<root>/img/<name>.jpg with <root>/mask and <root>/anno beside")
+    parser.add_argument("--input", help="<root>/img/<name>.jpg with <root>/mask and <root>/anno beside")
+    parser.add_argument("--text", help="text-to-avatar: make the input with AttentionHand from this prompt (the pose and "
+                                       "camera from --input's annotation when given, else text_input.pose palm-on)")
+    parser.add_argument("--attentionhand", help="AttentionHand weights for --text (ldm .ckpt or diffusers folder)")
     parser.add_argument("--checkpoint", help=f"prior .tar or avatar folder (default {DEFAULT_PRIOR})")
     parser.add_argument("--no_prior", action="store_true", help="start from a random avatar (no checkpoint)")
     parser.add_argument("--edit", action="store_true", help="paint the masked region of the input into the avatar")
@@ -88,7 +98,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, CreateConfig
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. creation.finetune_steps=50 size=128")
     args = parser.parse_args(argv)
+    if not args.input and not args.text:
+        parser.error("give --input (an image with its mask and annotation) or --text (a prompt)")
     config = load_config(CreateConfig, args.config, args.overrides)
+    if args.attentionhand:
+        config.text_input.weights = args.attentionhand
     if args.checkpoint:
         config.checkpoint = args.checkpoint
     if args.no_prior:
@@ -116,6 +130,20 @@ def write_png(path: Path, image: np.ndarray) -> None:
     path.write_bytes(encode_image(image, ".png"))
 
 
+def text_to_input(avatar: HandAvatar, name: str, given: OneShotInput | None, prompt: str, config: CreateConfig,
+                  device: torch.device) -> OneShotInput:
+    """The one-shot input of a text-to-avatar run: AttentionHand's image of the hand in the given view (or the
+    configured pose, palm to the camera), the render's silhouette and the matching annotation."""
+    if given is not None:
+        view = given.view
+    else:
+        pose = torch.cat([torch.tensor(PALM_TO_CAMERA), torch.as_tensor(named_hand_pose(config.text_input.pose)).float()])
+        view = framing_view(avatar, pose.to(device), torch.zeros(10, device=device), config.size or 256)
+        view = ViewGeometry(view.K.cpu(), view.Th.cpu(), view.pose.cpu(), view.betas.cpu(), view.size)
+    image, mask, _ = generate_input(avatar, view, prompt, config.text_input, device)
+    return OneShotInput(name, image, mask, view, annotation_for_view(view))
+
+
 def main(argv: list[str] | None = None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -125,8 +153,9 @@ def main(argv: list[str] | None = None) -> Path:
         return run_tool(argv[0], argv[1:])
     args, config = parse_args(argv)
     device = resolve_device(config.device)
-    oneshot = read_oneshot_input(args.input, config.size)
-    result_dir = check_writable(Path(args.out) / oneshot.name, args.overwrite)
+    oneshot = read_oneshot_input(args.input, config.size) if args.input else None
+    name = f"text_{re.sub(r'[^a-z0-9]+', '_', args.text.lower()).strip('_')[:48]}" if args.text else oneshot.name
+    result_dir = check_writable(Path(args.out) / name, args.overwrite)
     model = load_mano_model("right", config.mano_dir)
     if config.checkpoint is None:
         log.warning("no prior: the avatar starts from random networks; its texture will not generalise. Pass "
@@ -135,6 +164,8 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         avatar = load_avatar(config.checkpoint, model)
     avatar = avatar.to(device).train()
+    if args.text:
+        oneshot = text_to_input(avatar, name, oneshot, args.text, config, device)
     log.info("creating %s at %dx%d on %s (%s)", oneshot.name, oneshot.view.size[1], oneshot.view.size[0], device,
              "edit" if args.edit else "inversion + texture fitting")
     start = time.perf_counter()
@@ -145,11 +176,14 @@ def main(argv: list[str] | None = None) -> Path:
     log.info("created in %.1f s", seconds)
     with atomic_directory(result_dir, args.overwrite) as tmp:
         write_png(tmp / "input.png", oneshot.image)
+        if args.text:  # the generated input, reusable with --input
+            write_oneshot_input(tmp / "text_input", name, oneshot.image, oneshot.mask, oneshot.annotation)
         for k, (view, target, mask) in enumerate(zip(result.views, result.targets, result.masks)):
             write_png(tmp / f"reference_{k}.png", to_uint8(target * mask[..., None]))
             write_png(tmp / f"final_{k}.png", render_view(avatar, view, config=config.creation))
         view = oneshot.view
-        save_avatar(avatar, tmp / "avatar", {"input": str(args.input), "edit": args.edit, "prior": config.checkpoint,
+        save_avatar(avatar, tmp / "avatar", {"input": str(args.input), "text": args.text, "edit": args.edit,
+                                             "prior": config.checkpoint,
                                              "view": {"K": view.K.tolist(), "Th": view.Th.tolist(), "pose": view.pose.tolist(),
                                                       "betas": view.betas.tolist(), "size": list(view.size)}})
         (tmp / "history.json").write_text(json.dumps({"seconds": seconds, **result.history}))

@@ -50,3 +50,18 @@ def test_bad_inputs_name_the_file(tmp_path):
     (root / "anno" / "a.pkl").write_bytes(b"not a pickle")
     with pytest.raises(pickle.UnpicklingError, match="a.pkl"):
         create.main(["--input", str(root / "img" / "a.jpg"), "--no_prior", "--out", str(tmp_path / "o"), *FAST])
+
+
+def test_text_to_avatar_with_a_tiny_attentionhand(tiny_sd, tmp_path):
+    _, folder, _ = tiny_sd
+    out = create.main(["--text", "a hand with blue nails", "--attentionhand", str(folder), "--no_prior", "--out",
+                       str(tmp_path), "--quiet", *FAST, "text_input.sampling.image_size=64", "text_input.sampling.steps=2"])
+    assert out.name == "text_a_hand_with_blue_nails"
+    generated = out / "text_input"
+    # the generated input is a complete one-shot input: it reads back and can be created from again
+    from hands.ohta.inputs import read_oneshot_input
+
+    again = read_oneshot_input(generated / "img" / f"{out.name}.png")
+    assert again.image.shape == (40, 40, 3) and again.mask.sum() > 20
+    saved = json.loads((out / "history.json").read_text())
+    assert len(saved["finetune"]) == 2 * 2

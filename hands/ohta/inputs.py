@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import torch
 
+from hands.data.exports import encode_image
 from hands.data.interhand.dataset import ImageReadError, read_image
-from hands.data.ohta_oneshot import OneShotAnnotation, read_oneshot_annotation
+from hands.data.ohta_oneshot import OneShotAnnotation, read_oneshot_annotation, write_oneshot_annotation
+from hands.io.atomic import atomic_write_bytes
 from hands.ohta.creation import ViewGeometry, scaled_view
 
 MASK_THRESHOLD = 150  # the release binarises masks at > 150
@@ -28,11 +30,33 @@ class OneShotInput:
     annotation: OneShotAnnotation
 
 
+def annotation_for_view(view: ViewGeometry) -> OneShotAnnotation:
+    """An annotation that places a hand as `view` does (camera, pose, shape, Th); the joint fields, which creation
+    does not read, are zeros and the crop box is the whole image."""
+    zeros = lambda *shape: np.zeros(shape)  # noqa: E731
+    H, W = view.size
+    return OneShotAnnotation(intrinsics=view.K.double().numpy(), poses=view.pose.double().numpy(),
+                             shape=view.betas.double().numpy(), Th=view.Th.double().numpy(), joints=zeros(21, 3),
+                             tpose_joints=zeros(21, 3), bbox_min=zeros(3), bbox_max=zeros(3), joint_img=zeros(21, 2),
+                             joint_cam=zeros(21, 3), joint_valid=np.ones((21, 1)), bbox2d=np.array([0.0, 0.0, W, H]))
+
+
+def write_oneshot_input(root: str | Path, name: str, image: np.ndarray, mask: np.ndarray, annotation: OneShotAnnotation,
+                        overwrite: bool = False) -> Path:
+    """Write `<root>/img/<name>.png`, `<root>/mask/<name>.png` and `<root>/anno/<name>.pkl`; returns the image path."""
+    root = Path(root)
+    image_path = atomic_write_bytes(root / "img" / f"{name}.png", encode_image(image, ".png"), overwrite)
+    atomic_write_bytes(root / "mask" / f"{name}.png", encode_image(mask.astype(np.uint8) * 255, ".png"), overwrite)
+    write_oneshot_annotation(annotation, root / "anno" / f"{name}.pkl", overwrite)
+    return image_path
+
+
 def oneshot_paths(image_path: str | Path) -> tuple[Path, Path, Path]:
     """The image, mask and annotation paths of an input given by its image (`<root>/img/<name>.<ext>`)."""
     image_path = Path(image_path)
     root, name = image_path.parent.parent, image_path.stem
     return image_path, root / "mask" / f"{name}.png", root / "anno" / f"{name}.pkl"
+
 
 
 def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
