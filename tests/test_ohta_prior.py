@@ -79,3 +79,28 @@ def test_train_py_writes_a_prior_and_resumes(prior_data, tmp_path):
     second = load_avatar(output / "prior", builtin_model("right"))
     assert not torch.equal(first.appearance.anchors.features[1], second.appearance.anchors.features[1])
     assert isinstance(OneShotFolder(prior_data, 32, 30)[0]["identity"], torch.Tensor)
+
+
+def test_pairof_warm_up_learns_the_hand_occupancy():
+    from hands.geometry.winding import inside_mesh
+    from hands.mano.builtin import builtin_model
+    from hands.ohta.avatar import HandAvatar
+    from hands.ohta.prior import label_faces, pretrain_pairof
+
+    torch.manual_seed(0)
+    model = builtin_model("right")
+    avatar = HandAvatar(model)
+    rng = torch.Generator().manual_seed(123)
+    posed = avatar.pose(torch.tensor([[0.3, -0.2, 0.1]]), torch.randn(1, 45, generator=rng) * 0.3, torch.zeros(1, 10), rng)
+    vertices = posed.vertices[0].detach()
+    points = vertices[torch.randint(len(vertices), (3000,), generator=rng)] + torch.randn(3000, 3, generator=rng) * 0.05
+    labels = inside_mesh(points, vertices, label_faces(model, avatar)).float()
+    assert 0.2 < float(labels.mean()) < 0.8
+
+    def error():
+        with torch.no_grad():
+            return float(((avatar.occupancy(points[None], posed).occupancy[0] - labels) ** 2).mean())
+
+    before = error()
+    losses = pretrain_pairof(avatar, model, 20, lr=3e-3, progress=False)
+    assert len(losses) == 20 and error() < 0.9 * before, (before, error())  # measured 0.281 -> 0.242

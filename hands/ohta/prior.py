@@ -54,7 +54,7 @@ class PriorTrainConfig:
     """Chance that a patch is centred on the hand (else on the box around it)."""
     lr: float = 5e-4
     lr_pairof: float = 5e-5
-    """Rate of PairOF's decoder (its encoders are frozen)."""
+    """Rate of PairOF (its decoder; its encoders too with train_pairof_encoders)."""
     lr_decay_rate: float = 0.1
     lr_decay_steps: int = 500_000
     """The rate falls by lr_decay_rate over this many optimiser steps (exponentially)."""
@@ -74,6 +74,10 @@ class PriorTrainConfig:
     silhouette_dilation: float = 3 / 256
     """Mask dilation as a fraction of the image side (3 px at 256²)."""
     deformer: bool = True
+    train_pairof_encoders: bool = False
+    """The release freezes PairOF's encoders (they come pretrained from pairof.ckpt); train them when starting without it."""
+    pairof_warmup_steps: int = 0
+    """Occupancy-only steps on random poses before prior learning (`pretrain_pairof`; stands in for pairof.ckpt)."""
     init: str | None = None
     """Start from a prior: the release's .tar or an avatar folder."""
     mano_dir: str | None = None
@@ -81,6 +85,41 @@ class PriorTrainConfig:
     batch_size: int = 1
     num_workers: int = 0
     seed: int = 0
+
+
+def label_faces(model, avatar: HandAvatar) -> torch.Tensor:
+    """Faces (F, 3) of the sealed coarse mesh: MANO's faces on MANO-HD's first vertices (which subdivision keeps)
+    and a fan from the wrist loop to MANO-HD's sealed centre (its last vertex)."""
+    loop = boundary_loop(model.faces)
+    fan = np.stack([np.roll(loop, -1), loop, np.full(len(loop), avatar.mano.num_vertices - 1)], axis=1)
+    return torch.as_tensor(np.concatenate([model.faces, fan]), dtype=torch.long)
+
+
+def pretrain_pairof(avatar: HandAvatar, model, steps: int, seed: int = 0, lr: float = 1e-3,
+                    progress: bool = True) -> list[float]:
+    """Fit all of PairOF to inside/outside labels (winding numbers of the sealed coarse mesh) of points near the
+    surface and in the box of random poses; returns the loss per step. COAP-style; the release ships this as
+    pairof.ckpt, whose training code is not released."""
+    from tqdm import tqdm
+
+    rng = torch.Generator().manual_seed(seed)
+    faces = label_faces(model, avatar)
+    optimizer = torch.optim.Adam(avatar.pairof.parameters(), lr=lr)
+    losses = []
+    for _ in tqdm(range(steps), desc="PairOF warm-up", disable=not progress):
+        hand_pose = torch.randn(1, 45, generator=rng) * 0.3
+        posed = avatar.pose(torch.randn(1, 3, generator=rng), hand_pose, torch.zeros(1, 10), rng)
+        vertices = posed.vertices[0].detach()
+        near = vertices[torch.randint(len(vertices), (3072,), generator=rng)] + torch.randn(3072, 3, generator=rng) * 0.05
+        box = vertices.amin(0) + torch.rand(1024, 3, generator=rng) * (vertices.amax(0) - vertices.amin(0))
+        points = torch.cat([near, box])
+        labels = inside_mesh(points, vertices, faces).float()
+        loss = F.mse_loss(avatar.occupancy(points[None], posed).occupancy[0], labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
 
 
 class OneShotFolder(torch.utils.data.Dataset):
@@ -160,8 +199,12 @@ class OHTAPriorModule(pl.LightningModule):
         self.config = config
         model = load_mano_model("right", config.mano_dir)
         self.avatar = load_avatar(config.init, model) if config.init else HandAvatar(model, seed=config.seed)
-        self.avatar.pairof.part_encoder.requires_grad_(False)
-        self.avatar.pairof.local_encoder.requires_grad_(False)
+        if config.pairof_warmup_steps > 0:
+            log.info("PairOF warm-up: %d occupancy steps on random poses", config.pairof_warmup_steps)
+            pretrain_pairof(self.avatar, model, config.pairof_warmup_steps, seed=config.seed)
+        self.avatar.pairof.requires_grad_(True)
+        self.avatar.pairof.part_encoder.requires_grad_(config.train_pairof_encoders)
+        self.avatar.pairof.local_encoder.requires_grad_(config.train_pairof_encoders)
         self.avatar.appearance.id_feature.requires_grad_(False)
         self.avatar.appearance.color_scale.requires_grad_(False)
         self.avatar.appearance.color_shift.requires_grad_(False)
@@ -175,11 +218,7 @@ class OHTAPriorModule(pl.LightningModule):
                 log.warning("LPIPS term off: %s", error)
         self.rng = np.random.default_rng(config.seed)
         self.strict_loading = False  # checkpoints leave LPIPS out
-        loop = boundary_loop(model.faces)
-        centre = self.avatar.mano.num_vertices - 1  # the sealed wrist centre
-        fan = np.stack([np.roll(loop, -1), loop, np.full(len(loop), centre)], axis=1)
-        self.register_buffer("label_faces", torch.as_tensor(np.concatenate([model.faces, fan]), dtype=torch.long),
-                             persistent=False)
+        self.register_buffer("label_faces", label_faces(model, self.avatar), persistent=False)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # LPIPS is a fixed metric network: rebuilt from its own weight file, not stored in every checkpoint
@@ -189,11 +228,11 @@ class OHTAPriorModule(pl.LightningModule):
         return OneShotFolder(self.config.data, self.config.image_size, self.avatar.appearance.config.identities)
 
     def configure_optimizers(self):
-        decoder = list(self.avatar.pairof.decoder.parameters())
-        chosen = {id(p) for p in decoder}
+        pairof = [p for p in self.avatar.pairof.parameters() if p.requires_grad]
+        chosen = {id(p) for p in pairof}
         rest = [p for p in self.avatar.parameters() if p.requires_grad and id(p) not in chosen]
         optimizer = torch.optim.Adam([{"params": rest, "lr": self.config.lr},
-                                      {"params": decoder, "lr": self.config.lr_pairof}])
+                                      {"params": pairof, "lr": self.config.lr_pairof}])
         gamma = self.config.lr_decay_rate ** (1.0 / max(self.config.lr_decay_steps, 1))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma),
                                                          "interval": "step"}}
