@@ -68,7 +68,8 @@ def test_train_py_writes_a_prior_and_resumes(prior_data, tmp_path):
 
     output = tmp_path / "run"
     common = ["method=ohta", f"trainer.output={output}", f"ohta.data={prior_data}", "ohta.image_size=32", "ohta.patch_size=8",
-              "ohta.accumulate=1", "trainer.checkpoint_every_steps=1", "trainer.accelerator=cpu", "trainer.devices=1"]
+              "ohta.accumulate=1", "ohta.pairof_warmup_steps=0", "trainer.checkpoint_every_steps=1",
+              "trainer.accelerator=cpu", "trainer.devices=1"]
     train.main(["--config", "configs/ohta/prior_synthetic.yaml", *common, "trainer.max_steps=2"])
     assert (output / "checkpoints" / "last.ckpt").is_file() and (output / "config.yaml").is_file()
     first = load_avatar(output / "prior", builtin_model("right"))
