@@ -56,6 +56,7 @@ from hands.ohta.checkpoint import load_avatar, save_avatar
 from hands.ohta.creation import CreationConfig, ViewGeometry, create_avatar
 from hands.ohta.inputs import OneShotInput, annotation_for_view, read_oneshot_input, write_oneshot_input
 from hands.ohta.text_input import TextInputConfig, generate_input
+from hands.render.draw import to_uint8_image
 from hands.utils.device import resolve_device
 
 log = logging.getLogger("create")
@@ -122,10 +123,6 @@ def perceptual_loss(weights: str | None, device: torch.device):
     return lambda a, b: lpips.model(a, b)
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-
-
 def write_png(path: Path, image: np.ndarray) -> None:
     path.write_bytes(encode_image(image, ".png"))
 
@@ -179,7 +176,7 @@ def main(argv: list[str] | None = None) -> Path:
         if args.text:  # the generated input, reusable with --input
             write_oneshot_input(tmp / "text_input", name, oneshot.image, oneshot.mask, oneshot.annotation)
         for k, (view, target, mask) in enumerate(zip(result.views, result.targets, result.masks)):
-            write_png(tmp / f"reference_{k}.png", to_uint8(target * mask[..., None]))
+            write_png(tmp / f"reference_{k}.png", to_uint8_image(target * mask[..., None]))
             write_png(tmp / f"final_{k}.png", render_view(avatar, view, config=config.creation))
         view = oneshot.view
         save_avatar(avatar, tmp / "avatar", {"input": str(args.input), "text": args.text, "edit": args.edit,

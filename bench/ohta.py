@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import torch
+from timing import median_seconds
 
 from hands.mano import load_mano_model
 from hands.mano.poses import named_hand_pose
@@ -35,10 +36,9 @@ from hands.ohta.prior import pretrain_pairof
 from hands.ohta.volume import VolumeConfig, render_image
 
 
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def once(fn) -> float:
+    """Wall time of one call (a frame takes seconds; repeats would add minutes)."""
+    return median_seconds(fn, repeats=1, warmup=0)
 
 
 def main() -> None:
@@ -77,10 +77,10 @@ def main() -> None:
         K, Th = view.K[None], view.Th[None]
         with torch.no_grad():
             posed = avatar.pose(view.pose[None, :3], view.pose[None, 3:], view.betas[None], torch.Generator().manual_seed(0))
-            times = {"band": seconds(lambda: render_image(avatar, posed, K, Th, view.size, identity, VolumeConfig(perturb=False))),
-                     "baked": seconds(lambda: render_view(avatar, view))}
+            times = {"band": once(lambda: render_image(avatar, posed, K, Th, view.size, identity, VolumeConfig(perturb=False))),
+                     "baked": once(lambda: render_view(avatar, view))}
             if size in args.dense_sizes:
-                times["dense"] = seconds(lambda: render_image(avatar, posed, K, Th, view.size, identity,
+                times["dense"] = once(lambda: render_image(avatar, posed, K, Th, view.size, identity,
                                                               VolumeConfig(sampling="dense", perturb=False)))
         for name, value in times.items():
             ratio = f"{times['dense'] / value:.1f}x faster" if "dense" in times and name != "dense" else "-"

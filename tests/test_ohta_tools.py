@@ -105,24 +105,14 @@ def test_create_tools(avatar, tmp_path):
 
 
 def test_evaluation_protocol_on_frames_the_avatar_rendered(avatar, tmp_path):
-    from hands.data.exports import encode_image
-    from hands.data.ohta_oneshot import OneShotAnnotation, write_oneshot_annotation
     from hands.ohta.animation import render_view
     from hands.ohta.evaluation import evaluate_avatar, evaluation_frames
+    from hands.ohta.inputs import annotation_for_view, write_oneshot_input
 
-    for folder in ("img", "mask", "anno"):
-        (tmp_path / folder).mkdir()
     for k, angle in enumerate((0.0, 0.5)):
         view = turned(flat_view(avatar, 32), angle)
-        image = render_view(avatar, view)
         mask = CachedView(avatar, view, CreationConfig()).opacity.numpy() > 0.5
-        (tmp_path / "img" / f"f{k}.png").write_bytes(encode_image(image, ".png"))
-        (tmp_path / "mask" / f"f{k}.png").write_bytes(encode_image(mask.astype(np.uint8) * 255, ".png"))
-        zeros = lambda *shape: np.zeros(shape)  # noqa: E731
-        write_oneshot_annotation(OneShotAnnotation(
-            intrinsics=view.K.numpy(), poses=view.pose.numpy(), shape=view.betas.numpy(), Th=view.Th.numpy(),
-            joints=zeros(21, 3), tpose_joints=zeros(21, 3), bbox_min=zeros(3), bbox_max=zeros(3), joint_img=zeros(21, 2),
-            joint_cam=zeros(21, 3), joint_valid=np.ones((21, 1)), bbox2d=np.array([0, 0, 32, 32])), tmp_path / "anno" / f"f{k}.pkl")
+        write_oneshot_input(tmp_path, f"f{k}", render_view(avatar, view), mask, annotation_for_view(view))
     frames = evaluation_frames(tmp_path)
     same = evaluate_avatar(avatar, frames, size=None)
     assert same["count"] == 2 and same["mean"]["psnr"] > 35 and same["mean"]["ssim"] > 0.95, same

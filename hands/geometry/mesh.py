@@ -46,6 +46,14 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals / np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-12)
 
 
+def boundary_fan(faces: np.ndarray, centre: int) -> np.ndarray:
+    """Faces (n, 3) joining the single boundary loop of `faces` to vertex `centre`, oriented like the rest of the
+    mesh; (0, 3) for a closed mesh."""
+    loop = boundary_loop(faces)
+    # Boundary edges run a->b in the existing faces; the fan uses them reversed to keep orientation consistent.
+    return np.stack([np.roll(loop, -1), loop, np.full(len(loop), centre)], axis=1).reshape(-1, 3)
+
+
 def seal_boundary(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Close the single boundary loop (e.g. MANO's wrist opening) with a fan around its centroid.
 
@@ -55,7 +63,5 @@ def seal_boundary(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
     loop = boundary_loop(faces)
     if len(loop) == 0:
         return vertices, faces
-    centre = len(vertices)
-    # Boundary edges run a->b in the existing faces; the fan uses them reversed to keep orientation consistent.
-    fan = np.stack([np.roll(loop, -1), loop, np.full(len(loop), centre)], axis=1)
+    fan = boundary_fan(faces, len(vertices))
     return np.concatenate([vertices, vertices[loop].mean(axis=0, keepdims=True)]), np.concatenate([faces, fan])

@@ -18,6 +18,7 @@ from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.mano.poses import named_hand_pose
 from hands.ohta.avatar import HandAvatar
 from hands.ohta.creation import CachedView, CreationConfig, ViewGeometry
+from hands.render.draw import to_uint8_image
 
 DEFAULT_SEQUENCE = ("rest", "relaxed", "fist", "point", "spread", "rest")
 PALM_TO_CAMERA = (math.pi, 0.0, 0.0)
@@ -88,7 +89,7 @@ def render_view(avatar: HandAvatar, view: ViewGeometry, identity: torch.Tensor |
         cached = CachedView(avatar, view, config)
         image = cached.render(avatar, identity.to(cached.device))
         image = image + (1 - cached.opacity[..., None]) * torch.tensor(background, device=image.device)
-    return (image.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    return to_uint8_image(image)
 
 
 def interpolate_identities(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.ohta.avatar import HandAvatar
-from hands.ohta.volume import VolumeConfig, composite, front_depth, pixel_rays, sample_depths
+from hands.ohta.volume import VolumeConfig, compositing_weights, front_depth, pixel_rays, sample_depths
 
 log = logging.getLogger(__name__)
 
@@ -145,18 +145,18 @@ class CachedView:
                               config.volume.band_samples, perturb=False)
             points = -Th[0] + pixel_rays(K, pixels)[0][:, None] * z[..., None]  # (R, S, 3)
             alpha, tip = front_to_back_occupancy(avatar, posed, points, config.weight_tolerance * 0.1)
-            weights = alpha * torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-10], 1), 1)[:, :-1]
-            tips, opacity = composite(alpha, tip[..., None])
+            weights = compositing_weights(alpha)
+            opacity, tips = weights.sum(dim=1), (weights * tip).sum(dim=1)
             keep = heaviest_samples(weights, config.weight_tolerance)
             self.ray, sample = torch.nonzero(keep, as_tuple=True)
             self.weight = weights[keep]
             features = appearance.anchors.lookup(points[self.ray, sample][None], posed.anchors)
             shadows = appearance.config.shadow_levels
             self.colour_features = [f[0] for f in features[len(shadows):]]
-            self.shadow = appearance(features, K.new_zeros(1, appearance.config.identity_dim), posed.joints_unrotated)["shadow"][0]
+            self.shadow = appearance.shadow(features[:len(shadows)], posed.joints_unrotated)[0]
         self.pixel_rows, self.pixel_cols = active[:, 0], active[:, 1]
         self.opacity = K.new_zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), opacity)
-        self.tips = K.new_zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), tips[:, 0])
+        self.tips = K.new_zeros(H, W).index_put((self.pixel_rows, self.pixel_cols), tips)
 
     def render(self, avatar: HandAvatar, identity: torch.Tensor, calibrate: bool = True,
                region: torch.Tensor | None = None) -> torch.Tensor:

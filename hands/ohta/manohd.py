@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hands.geometry.mesh import boundary_loop
+from hands.geometry.mesh import boundary_fan, boundary_loop
 from hands.mano.layer import ManoLayer
 from hands.mano.model_file import ManoModelData
 
@@ -126,8 +126,7 @@ class ManoHD(torch.nn.Module):
         loop = boundary_loop(hd.faces)
         if len(loop) == 0:
             raise ValueError(f"{model.source}: the hand mesh has no wrist opening to seal")
-        centre = hd.num_vertices
-        fan = np.stack([np.roll(loop, -1), loop, np.full(len(loop), centre)], axis=1)
+        fan = boundary_fan(hd.faces, hd.num_vertices)
         self.register_buffer("wrist_loop", torch.as_tensor(loop), persistent=False)
         self.register_buffer("faces_sealed", torch.as_tensor(np.concatenate([hd.faces, fan])), persistent=False)
         self.register_buffer("tip_ids", torch.as_tensor(OHTA_TIP_VERTICES), persistent=False)

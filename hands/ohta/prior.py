@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from hands.eval.image_metrics import LPIPS, MissingWeightsError
 from hands.geometry.cameras import PerspectiveCamera
-from hands.geometry.mesh import boundary_loop
+from hands.geometry.mesh import boundary_fan
 from hands.geometry.winding import inside_mesh
 from hands.mano import load_mano_model
 from hands.ohta.avatar import HandAvatar
@@ -90,8 +90,7 @@ class PriorTrainConfig:
 def label_faces(model, avatar: HandAvatar) -> torch.Tensor:
     """Faces (F, 3) of the sealed coarse mesh: MANO's faces on MANO-HD's first vertices (which subdivision keeps)
     and a fan from the wrist loop to MANO-HD's sealed centre (its last vertex)."""
-    loop = boundary_loop(model.faces)
-    fan = np.stack([np.roll(loop, -1), loop, np.full(len(loop), avatar.mano.num_vertices - 1)], axis=1)
+    fan = boundary_fan(model.faces, avatar.mano.num_vertices - 1)
     return torch.as_tensor(np.concatenate([model.faces, fan]), dtype=torch.long)
 
 

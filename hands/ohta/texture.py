@@ -146,12 +146,16 @@ class Appearance(nn.Module):
         """features: per level (B, T, C) (shadow levels first); identity (B, 33); joints_unrotated (B, 21, 3) in
         OHTA's frame. Returns albedo (B, T, 3), shadow (B, T, 1) and colour (B, T, 3) in [0, 1]."""
         shadow_count = len(self.config.shadow_levels)
-        B, T = features[0].shape[:2]
         albedo = self.albedo(features[shadow_count:], identity, calibrate)
-        pose = joints_unrotated.reshape(B, 1, -1).expand(B, T, -1)
-        shadow_levels = [net(torch.cat([f, pose], -1)) for net, f in zip(self.shadow_net_list, features[:shadow_count])]
-        shadow = self.shadow_dict_fusion(torch.cat(shadow_levels, dim=-1))
+        shadow = self.shadow(features[:shadow_count], joints_unrotated)
         return {"albedo": albedo, "shadow": shadow, "colour": albedo * shadow}
+
+    def shadow(self, shadow_features: list[torch.Tensor], joints_unrotated: torch.Tensor) -> torch.Tensor:
+        """Shadow (B, T, 1) in [0, 1] from the shadow levels' features (B, T, C) each and the pose's joints (B, 21, 3)."""
+        B, T = shadow_features[0].shape[:2]
+        pose = joints_unrotated.reshape(B, 1, -1).expand(B, T, -1)
+        levels = [net(torch.cat([f, pose], -1)) for net, f in zip(self.shadow_net_list, shadow_features)]
+        return self.shadow_dict_fusion(torch.cat(levels, dim=-1))
 
     def albedo(self, colour_features: list[torch.Tensor], identity: torch.Tensor, calibrate: bool = False) -> torch.Tensor:
         """Albedo (B, T, 3) in [0, 1] from the colour levels' features (B, T, C) each and identity codes (B, 33)."""

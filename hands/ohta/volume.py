@@ -81,10 +81,15 @@ def box_interval(origins: torch.Tensor, directions: torch.Tensor, low: torch.Ten
     return torch.minimum(t0, t1).amax(dim=-1).clamp_min(0), torch.maximum(t0, t1).amin(dim=-1)
 
 
+def compositing_weights(alpha: torch.Tensor) -> torch.Tensor:
+    """Per-sample weights (R, S) of alphas (R, S) ordered front to back: α_i Π_{j<i} (1 - α_j + 1e-10)."""
+    transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-10], dim=1), dim=1)[:, :-1]
+    return alpha * transmittance
+
+
 def composite(alpha: torch.Tensor, values: torch.Tensor, background: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulate (R, S) alphas over (R, S, C) values front to back -> (R, C) and the opacity (R,)."""
-    transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-10], dim=1), dim=1)[:, :-1]
-    weights = alpha * transmittance
+    weights = compositing_weights(alpha)
     opacity = weights.sum(dim=1)
     out = (weights[..., None] * values).sum(dim=1)
     if background is not None:
