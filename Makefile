@@ -19,6 +19,8 @@ $(STAMP): requirements.txt pyproject.toml
 	# dependencies are in requirements.txt (PyOpenGL 3.1.10), and it is installed without them.
 	$(PY) -m pip install --quiet --no-deps pyrender==0.1.45
 	$(PY) -m pip install --quiet --no-deps -e .
+	# MediaPipe's hand models (from the mediapipe 0.10.21 wheel on PyPI) packed for HandLandmarker: hands.fit.
+	$(PY) scripts/setup_landmarker.py
 	@touch $(STAMP)
 
 demo: $(STAMP)

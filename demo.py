@@ -4,12 +4,16 @@
     python demo.py --demo_mode folder --inputs frames/ [-t]          # overlays, .npz per frame, an .mp4
     python demo.py --demo_mode video  --inputs clip.mp4 [-t] [--save_mesh]
     python demo.py --demo_mode webcam [--cam_id 0] [--max_frames 300]
+    python demo.py --demo_mode fit --inputs photo.jpg|frames/|clip.mp4 [-t]   # any photo: MediaPipe + MANO fitting
+    python demo.py --demo_mode fit                                    # ... on the webcam (mirrored preview)
     python demo.py                                                    # poses mode: no checkpoint needed
 
 ACR modes write to --out (default demos_outputs/): the overlay per frame, the hands' MANO parameters, joints and
 cameras as .npz, .obj meshes with --save_mesh, summary.json, and an .mp4 for folders and videos. -t smooths the
 hands over time with One-Euro filters (ACR's settings). The poses mode renders the configured MANO model (or
-the built-in open hand) in a few poses into --output (default outputs/demo).
+the built-in open hand) in a few poses into --output (default outputs/demo). The fit mode needs no trained weights:
+MediaPipe's hand landmarks (bundle built by `make setup`) and MANO fitted to them; it writes the same kinds of
+outputs (see hands/fit/demo.py).
 """
 
 from __future__ import annotations
@@ -72,8 +76,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--size", type=int, default=384, help="image side in pixels")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
-    parser.add_argument("--demo_mode", default="poses", choices=["poses", "image", "folder", "video", "webcam"])
-    parser.add_argument("--inputs", default=None, help="image, folder of frames or video file (ACR modes)")
+    parser.add_argument("--demo_mode", "--mode", default="poses", choices=["poses", "image", "folder", "video", "webcam", "fit"])
+    parser.add_argument("--inputs", default=None, help="image, folder of frames or video file (ACR and fit modes)")
     parser.add_argument("--out", default="demos_outputs", help="output folder of the ACR modes")
     parser.add_argument("--checkpoint", default="checkpoints/acr/wild.pkl", help="official wild.pkl or a train.py .ckpt")
     parser.add_argument("-t", "--temporal_optimization", action="store_true", help="One-Euro smoothing over frames")
@@ -82,7 +86,13 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--threshold", type=float, default=0.35, help="centre-map detection threshold")
     parser.add_argument("--cam_id", type=int, default=0)
     parser.add_argument("--max_frames", type=int, default=0, help="stop after this many frames (0: all; webcam: 300)")
+    parser.add_argument("--landmarker", default=None, help="fit: HandLandmarker .task (default checkpoints/mediapipe/)")
+    parser.add_argument("--mirrored", action="store_true", help="fit: the frames are mirrored (selfie preview)")
+    parser.add_argument("--chunk", type=int, default=16, help="fit -t: frames fitted together")
+    parser.add_argument("--focal_ratio", type=float, default=1.0, help="fit: focal length / max(H, W) of the camera")
     args = parser.parse_args(argv)
+    if args.demo_mode == "fit":
+        return run_fit(parser, args)
     if args.demo_mode != "poses":
         return run_acr(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -127,6 +137,23 @@ def run_acr(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
     try:
         return run_demo(options)
     except (FileNotFoundError, OSError) as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def run_fit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """The fit mode: MediaPipe keypoints and MANO fitting on a photo, folder, video or the webcam."""
+    from hands.fit.demo import FitDemoOptions, run_fit_demo
+    from hands.fit.landmarker import LandmarkerUnavailableError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    options = FitDemoOptions(
+        inputs=args.inputs, out=args.out, overwrite=args.overwrite, temporal=args.temporal_optimization, chunk=args.chunk,
+        mirrored=args.mirrored, save_mesh=args.save_mesh, cam_id=args.cam_id, max_frames=args.max_frames,
+        landmarker=args.landmarker, mano_dir=args.mano_dir, device=str(resolve_device(args.device)),
+        focal_ratio=args.focal_ratio)
+    try:
+        return run_fit_demo(options)
+    except (FileNotFoundError, OSError, LandmarkerUnavailableError) as error:
         parser.exit(2, f"error: {error}\n")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from hands.config import ConfigError
 from hands.data.interhand.format import JOINT_SLICE, annotation_path, mano_params_to_camera, neuralannot_to_flat
 from hands.data.interhand.index import InterHandFormatError, InterHandIndex
 from hands.data.synthetic.generator import PROGRESS_FILE, SyntheticConfig, SyntheticWriter
@@ -126,3 +127,22 @@ def test_generation_is_deterministic_and_resumes_after_an_interruption(tmp_path,
 def test_unknown_config_key_is_rejected(tmp_path):
     with pytest.raises(SystemExit):
         make_synthetic(["--output", str(tmp_path / "x"), "num_imgs=3"])
+
+
+def test_capture_lighting_lights_every_image_of_a_subject_alike(tmp_path):
+    writer = SyntheticWriter(SyntheticConfig(**{**SMALL, "lighting": "capture"}), tmp_path)
+    capture = writer.capture(0)
+    scene = writer.sampler.sample(np.random.default_rng(0), "right", capture["betas"], False)
+    camera = capture["cameras"][0]
+    renders = {}
+    for style_name, style in (("capture", capture["style"]), ("image", None)):
+        renders[style_name] = [writer.render_view(scene, camera, np.random.default_rng(seed), capture["skin"], style)
+                               for seed in (1, 2)]
+    (a, mask), (b, mask_b) = renders["capture"]
+    assert mask.sum() > 50 and np.array_equal(mask, mask_b)
+    assert np.array_equal(a[mask], b[mask]) and not np.array_equal(a[~mask], b[~mask])  # same hand, new background
+    (c, _), (d, _) = renders["image"]
+    assert np.abs(c[mask].astype(int) - d[mask].astype(int)).mean() > 2
+    assert writer.capture(1)["style"] != capture["style"]
+    with pytest.raises(ConfigError, match="lighting"):
+        SyntheticWriter(SyntheticConfig(**{**SMALL, "lighting": "frame"}), tmp_path / "x")

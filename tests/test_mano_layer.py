@@ -100,6 +100,23 @@ def test_rotation_matrix_entry_point_matches_axis_angle(mano_dir):
     torch.testing.assert_close(b.full_pose, pose)
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_joints_only_gives_the_same_joints_and_gradients(mano_dir, side):
+    layer = build_mano(side, mano_dir, pose_convention="flat", dtype=torch.float64)
+    pose = (torch.randn(3, 48, dtype=torch.float64) * 0.5).requires_grad_()
+    betas, transl = torch.randn(3, 10, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
+    full = layer(pose[:, :3], pose[:, 3:], betas, transl)
+    fast = layer(pose[:, :3], pose[:, 3:], betas, transl, joints_only=True)
+    torch.testing.assert_close(fast.joints, full.joints)
+    torch.testing.assert_close(fast.vertices, full.vertices[:, list(layer.tip_vertex_ids)])
+    weights = torch.randn(3, 21, 3, dtype=torch.float64)
+    grad_full = torch.autograd.grad((full.joints * weights).sum(), pose)[0]
+    grad_fast = torch.autograd.grad((fast.joints * weights).sum(), pose)[0]
+    torch.testing.assert_close(grad_fast, grad_full)
+    with pytest.raises(ValueError, match="offsets"):
+        layer(betas=betas, offsets=torch.zeros(3, layer.num_vertices, 3, dtype=torch.float64), joints_only=True)
+
+
 def test_input_errors_name_the_field(mano_dir):
     layer = build_mano("right", mano_dir, pose_convention="flat")
     with pytest.raises(ValueError, match=r"'hand_pose' should have shape \(2, 45\)"):

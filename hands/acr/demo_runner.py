@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -23,16 +21,14 @@ from hands.acr.model import ACRNet, ACRNetConfig
 from hands.acr.postprocess import HandDetection, PostprocessConfig
 from hands.acr.predictor import ACRPredictor, Letterbox
 from hands.acr.smoothing import HandSmoother
-from hands.data.interhand.dataset import read_image
 from hands.geometry.cameras import WeakPerspectiveCamera
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
+from hands.io.frames import read_frames
 from hands.io.mesh import save_obj
 from hands.io.video import VideoFileWriter
-from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes, overlay
+from hands.render.hand_overlay import render_hands_over
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-HAND_COLOURS = {"right": (0.94, 0.71, 0.53), "left": (0.46, 0.59, 0.64)}  # ACR's mesh colours
 
 
 @dataclass
@@ -74,44 +70,6 @@ def load_acr_model(path: str | Path) -> ACRNet:
     return model
 
 
-def _natural_key(path: Path):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def read_frames(options: DemoOptions) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, uint8 RGB frame) from the input of the chosen mode."""
-    limit = options.max_frames or None
-    if options.mode == "image":
-        yield Path(options.inputs).stem, read_image(options.inputs)
-        return
-    if options.mode == "folder":
-        folder = Path(options.inputs)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"--inputs {folder} is not a folder")
-        files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
-        if not files:
-            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-        for path in files[:limit]:
-            yield path.stem, read_image(path)
-        return
-    source = options.cam_id if options.mode == "webcam" else options.inputs
-    if options.mode == "video" and not Path(options.inputs).is_file():
-        raise FileNotFoundError(f"video not found: {options.inputs}")
-    capture = cv2.VideoCapture(source)
-    if not capture.isOpened():
-        raise OSError(f"could not open {'camera ' + str(source) if options.mode == 'webcam' else source}")
-    index = 0
-    try:
-        while limit is None or index < limit:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            yield f"{index:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            index += 1
-    finally:
-        capture.release()
-
-
 def original_camera(box: Letterbox, focal: float) -> torch.Tensor:
     """Intrinsics (3,3) in original-image pixels of the pinhole camera the hands were placed for."""
     f_in = focal * box.input_size / 512
@@ -123,17 +81,8 @@ def original_camera(box: Letterbox, focal: float) -> torch.Tensor:
 
 def render_hands(image: np.ndarray, hands: list[HandDetection], box: Letterbox, faces: dict, focal: float) -> np.ndarray:
     """The hands drawn over the frame (alpha 0.9), shaded, in ACR's colours."""
-    if not hands:
-        return image.copy()
-    parts = []
-    for hand in hands:
-        vertices = (hand.vertices + hand.translation).float().cpu()[None]
-        colours = torch.tensor(HAND_COLOURS[hand.side]).expand(vertices.shape[1], 3)[None]
-        parts.append(Meshes(vertices, faces[hand.side].cpu(), vertex_colors=colours))
-    out = Renderer(image.shape[:2]).render(join_meshes(parts), PerspectiveCamera(original_camera(box, focal)),
-                                           ["mesh_image", "color", "mask"])
-    shaded = out.color[0] * out.mesh_image[0].mean(dim=0, keepdim=True)
-    return overlay(image, shaded, out.mask[0], alpha=0.9)
+    meshes = [(hand.vertices + hand.translation, faces[hand.side], hand.side) for hand in hands]
+    return render_hands_over(image, meshes, original_camera(box, focal))
 
 
 def run_demo(options: DemoOptions) -> Path:
@@ -151,7 +100,8 @@ def run_demo(options: DemoOptions) -> Path:
     summary = []
     video_path = out / f"{Path(options.inputs or 'webcam').stem}_output.mp4"
     with VideoFileWriter(video_path) as writer:
-        for name, frame in tqdm(read_frames(options), desc=f"acr {options.mode}", unit="frame"):
+        frames = read_frames(options.mode, options.inputs, options.cam_id, options.max_frames)
+        for name, frame in tqdm(frames, desc=f"acr {options.mode}", unit="frame"):
             hands, box = predictor.predict(frame)
             if options.temporal:
                 hands = [smooth(hand, smoothers[hand.side], predictor) for hand in hands]

@@ -78,17 +78,30 @@ def export_attentionhand(dataset: InterHandDataset, output: str | Path, limit: i
             continue
         poses = {side: describe_pose(params["hand_pose"][0].double().cpu().numpy(), side,
                                      out.joints[0].double().cpu().numpy()) for side, (params, out) in hands.items()}
-        ys, xs = np.nonzero(rendered.mask[0].cpu().numpy())
-        files = {"rgb": output / "rgb" / f"{name}.jpg", "mesh": output / "mesh" / f"{name}.jpg", "text": output / "text" / f"{name}.txt"}
-        atomic_write_bytes(files["rgb"], encode_image(to_uint8_image(sample["image"]), ".jpg"), overwrite)
-        atomic_write_bytes(files["mesh"], encode_image(to_uint8_image(rendered.mesh_image[0]), ".jpg"), overwrite)
-        atomic_write_bytes(files["text"], (hand_prompt(poses) + "\n").encode(), overwrite)
-        entry = {key: str(path.relative_to(output.parent)) for key, path in files.items()}
-        entry["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
-        lines.append(json.dumps({"mesh": entry["mesh"], "rgb": entry["rgb"], "text": entry["text"], "bbox": entry["bbox"]}))
+        lines.append(write_modality_sample(output, name, to_uint8_image(sample["image"]), to_uint8_image(rendered.mesh_image[0]),
+                                           rendered.mask[0].cpu().numpy(), hand_prompt(poses), overwrite))
+    return write_modalities_manifest(manifest, lines, overwrite)
+
+
+def write_modality_sample(output: Path, name: str, rgb: np.ndarray, mesh_image: np.ndarray, mask: np.ndarray, prompt: str,
+                          overwrite: bool = False) -> str:
+    """Write one AttentionHand sample (rgb/, mesh/ .jpg and text/ .txt under `output`) and return its modalities.json
+    line: paths relative to output's parent and the hand box [x, y, w, h] of the mask (H, W)."""
+    files = {"rgb": output / "rgb" / f"{name}.jpg", "mesh": output / "mesh" / f"{name}.jpg", "text": output / "text" / f"{name}.txt"}
+    atomic_write_bytes(files["rgb"], encode_image(rgb, ".jpg"), overwrite)
+    atomic_write_bytes(files["mesh"], encode_image(mesh_image, ".jpg"), overwrite)
+    atomic_write_bytes(files["text"], (prompt + "\n").encode(), overwrite)
+    ys, xs = np.nonzero(mask)
+    entry = {key: str(files[key].relative_to(output.parent)) for key in ("mesh", "rgb", "text")}
+    entry["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    return json.dumps(entry)
+
+
+def write_modalities_manifest(manifest: Path, lines: list[str], overwrite: bool = False) -> Path:
+    """Write modalities.json (one JSON object per line)."""
     with atomic_path(manifest, overwrite) as tmp:
         tmp.write_text("".join(line + "\n" for line in lines))
-    log.info("wrote %d AttentionHand samples to %s", len(lines), output)
+    log.info("wrote %d AttentionHand samples to %s", len(lines), manifest.parent)
     return manifest
 
 

@@ -190,10 +190,13 @@ class ManoLayer(nn.Module):
         betas: Tensor | None = None,
         transl: Tensor | None = None,
         offsets: Tensor | None = None,
+        joints_only: bool = False,
     ) -> ManoOutput:
         """Pose and shape the hand. All inputs are optional and batched: global_orient (B,3) axis-angle,
         hand_pose (B,45) axis-angle or (B,num_pca_comps) PCA coefficients, betas (B,<=S), transl (B,3) meters,
-        offsets (B,V,3) meters added to the rest-pose template (the rest joints follow through the regressor)."""
+        offsets (B,V,3) meters added to the rest-pose template (the rest joints follow through the regressor).
+        `joints_only` skins just the five fingertip vertices (`vertices` is then (B,5,3)): the same joints at a
+        fraction of the cost, for fitting."""
         given = [v for v in (global_orient, hand_pose, betas, transl) if v is not None]
         first = torch.as_tensor(given[0]) if given else None
         batch = 1 if first is None or first.dim() == 1 else first.shape[0]
@@ -215,20 +218,28 @@ class ManoLayer(nn.Module):
         )
         rot_mats = axis_angle_to_matrix(full_pose.view(batch, 16, 3))
         return self.forward_rotation_matrices(rot_mats, betas if betas is not None else zeros(self.num_betas), transl, full_pose,
-                                              offsets)
+                                              offsets, joints_only)
 
     def forward_rotation_matrices(
         self, rot_mats: Tensor, betas: Tensor, transl: Tensor | None = None, full_pose: Tensor | None = None,
         offsets: Tensor | None = None,
+        joints_only: bool = False,
     ) -> ManoOutput:
         """Pose from local rotation matrices (B,16,3,3) in the flat-hand convention, betas (B,S), transl (B,3),
-        template offsets (B,V,3)."""
+        template offsets (B,V,3); `joints_only` as in `forward`."""
         batch = rot_mats.shape[0]
         if rot_mats.shape[1:] != (16, 3, 3):
             raise ValueError(f"MANO input 'rot_mats' should have shape (B, 16, 3, 3), got {tuple(rot_mats.shape)}")
-        V = self.num_vertices
+        template, shapedirs, posedirs, weights = self.v_template, self.shapedirs, self.posedirs, self.weights
+        if joints_only:
+            if offsets is not None:
+                raise ValueError("MANO: joints_only does not take template offsets")
+            rows = (self._tip_index[:, None] * 3 + torch.arange(3, device=self._tip_index.device)).reshape(-1)
+            template, shapedirs, weights = template[self._tip_index], shapedirs[rows], weights[self._tip_index]
+            posedirs = posedirs[rows] if self.has_posedirs else posedirs
+        V = template.shape[0]
         # Shape (and pose-corrective) offsets in a (V*3, B) layout.
-        v_shaped = torch.addmm(self.v_template.reshape(V * 3, 1), self.shapedirs, betas.T)
+        v_shaped = torch.addmm(template.reshape(V * 3, 1), shapedirs, betas.T)
         rest_joints = self.joint_template + (betas @ self.joint_shapedirs).view(batch, 16, 3)
         if offsets is not None:
             if offsets.shape != (batch, V, 3):
@@ -238,14 +249,14 @@ class ManoLayer(nn.Module):
         if self.has_posedirs:
             eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
             pose_feature = (rot_mats[:, 1:] - eye).reshape(batch, 135)
-            v_shaped = torch.addmm(v_shaped, self.posedirs, pose_feature.T)
+            v_shaped = torch.addmm(v_shaped, posedirs, pose_feature.T)
         v_shaped = v_shaped.view(V, 3, batch)
         posed_joints, world_rot = forward_kinematics(rot_mats, rest_joints, self._plan)
         # Skinning transform of joint k maps rest space to posed space: x -> R_k x + (p_k - R_k j_k).
         skin_t = posed_joints - (world_rot @ rest_joints.unsqueeze(-1)).squeeze(-1)
         # Per joint: the three columns of R_k, then the translation -> (16, 4, 3, B) for one (V,16)x(16,12B) GEMM.
         per_joint = torch.cat([world_rot.transpose(-1, -2), skin_t.unsqueeze(-2)], dim=-2).permute(1, 2, 3, 0)
-        blended = (self.weights @ per_joint.reshape(16, 12 * batch)).view(V, 4, 3, batch)
+        blended = (weights @ per_joint.reshape(16, 12 * batch)).view(V, 4, 3, batch)
         vertices = blended[:, 3]
         for axis in range(3):
             vertices = torch.addcmul(vertices, blended[:, axis], v_shaped[:, axis:axis + 1])
@@ -253,7 +264,7 @@ class ManoLayer(nn.Module):
         if transl is not None:
             vertices = vertices + transl.unsqueeze(1)
             posed_joints = posed_joints + transl.unsqueeze(1)
-        tips = vertices.index_select(1, self._tip_index)
+        tips = vertices if joints_only else vertices.index_select(1, self._tip_index)
         joints = torch.cat([posed_joints, tips], dim=1).index_select(1, self._canonical_from_mano)
         bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=vertices.dtype, device=vertices.device).expand(batch, 16, 1, 4)
         transforms = torch.cat([torch.cat([world_rot, posed_joints.unsqueeze(-1)], dim=-1), bottom], dim=-2)

@@ -8,7 +8,10 @@ and mirrored back. Poses are (..., 45) axis-angle in the flat-hand convention.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import torch
 
 from hands.mano.builtin.rig import finger_bone, flexion_axis
 from hands.mano.builtin.skeleton import FINGER_CHAINS
@@ -84,3 +87,21 @@ def sample_hand_poses(rng: np.random.Generator, count: int, components: np.ndarr
     sigma = scale * decay ** np.arange(len(directions))
     coefficients = rng.normal(size=(count, len(directions))) * sigma
     return clamp_to_limits(np.asarray(mean, dtype=np.float64) + coefficients @ directions, side)
+
+
+@functools.lru_cache(maxsize=1)
+def _limit_tables() -> tuple[np.ndarray, np.ndarray]:
+    return joint_frames(), joint_limits()
+
+
+def limit_excess(pose: torch.Tensor, side: str = "right") -> torch.Tensor:
+    """Differentiable distance (radians, >= 0) by which hand poses (..., 45) leave `joint_limits`, per joint and
+    component (..., 15, 3); zero inside the limits. The soft counterpart of `clamp_to_limits` for fitting."""
+    import torch
+
+    per_joint = pose.reshape(*pose.shape[:-1], 15, 3)
+    if side == "left":
+        per_joint = per_joint * per_joint.new_tensor(MIRROR)
+    frames, limits = (per_joint.new_tensor(a) for a in _limit_tables())
+    local = torch.einsum("jab,...jb->...ja", frames, per_joint)
+    return torch.relu(local - limits[..., 1]) + torch.relu(limits[..., 0] - local)

@@ -37,11 +37,11 @@ from hands.mano import build_mano
 from hands.mano.joints import convert_joints
 from hands.mano.model_file import SIDES
 from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes
-from hands.render.shading import mesh_image
+from hands.render.shading import MeshImageStyle, mesh_image
 
 log = logging.getLogger(__name__)
 PROGRESS_FILE = ".synthetic_progress.jsonl"
-SEED_KIND = {"capture": 1, "sequence": 2, "frame": 3}
+SEED_KIND = {"capture": 1, "sequence": 2, "frame": 3, "lighting": 4}
 
 
 @dataclass
@@ -80,6 +80,9 @@ class SyntheticConfig:
     """Hands turn by up to this angle from MANO's rest orientation (180: uniformly random)."""
     camera_cone_deg: float = 180.0
     """Cameras sit within this angle of the world +z axis (180: anywhere around the hands)."""
+    lighting: str = "image"
+    """"image": new lights, ambient and roughness for every image (augmentation); "capture": one fixed lighting
+    (in camera axes) per capture, so a subject looks the same in every frame up to its pose (appearance checks)."""
     jpeg_quality: int = 92
     seed: int = 0
     mano_dir: str | None = None
@@ -109,6 +112,8 @@ class SyntheticWriter:
     def __init__(self, config: SyntheticConfig, output: str | Path, device: torch.device | str = "cpu") -> None:
         if config.split not in ("train", "val", "test"):
             raise ConfigError(f"split should be train, val or test, got {config.split!r}")
+        if config.lighting not in ("image", "capture"):
+            raise ConfigError(f"lighting should be image or capture, got {config.lighting!r}")
         if len(config.hand_type_weights) != 3 or min(config.hand_type_weights) < 0 or sum(config.hand_type_weights) <= 0:
             raise ConfigError(f"hand_type_weights should be 3 non-negative weights, got {config.hand_type_weights}")
         self.config = config
@@ -130,7 +135,9 @@ class SyntheticWriter:
             betas = np.clip(rng.normal(0, c.shape_std, 10), -2.5, 2.5)
             cameras = sample_cameras(rng, c.cameras_per_capture, (c.image_height, c.image_width),
                                      tuple(c.camera_distance), tuple(c.hand_fill), cone_angle=np.deg2rad(c.camera_cone_deg))
-            self._captures[index] = {"betas": betas, "skin": sample_skin_tone(rng), "cameras": cameras}
+            skin = sample_skin_tone(rng)
+            style = sample_style(_rng(c, "lighting", index), skin) if c.lighting == "capture" else None
+            self._captures[index] = {"betas": betas, "skin": skin, "cameras": cameras, "style": style}
         return self._captures[index]
 
     def sequence(self, capture: int, index: int) -> tuple[str, bool]:
@@ -149,11 +156,13 @@ class SyntheticWriter:
         return capture, f"{sequence:04d}_{hand_type}{suffix}", hand_type, contact
 
     # --- rendering and annotation of one frame ----------------------------------------------------------------
-    def render_view(self, scene: HandScene, camera: InterHandCamera, rng: np.random.Generator, skin) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 RGB image (H,W,3) and mask (H,W) of the scene seen by one camera."""
+    def render_view(self, scene: HandScene, camera: InterHandCamera, rng: np.random.Generator, skin,
+                    style: MeshImageStyle | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 RGB image (H,W,3) and mask (H,W) of the scene seen by one camera (lit by `style`, else a random one)."""
         H, W = self.config.image_height, self.config.image_width
         background = procedural_background(rng, H, W)
-        style = sample_style(rng, skin)
+        random_style = sample_style(rng, skin)  # drawn either way so the images' other randomness does not change
+        style = style or random_style
         meshes = join_meshes([
             Meshes(torch.as_tensor(scene.hands[side].vertices @ camera.R.T + camera.t_meters, dtype=torch.float32,
                                    device=self.device)[None], self.layers[side].faces.to(self.device))
@@ -191,7 +200,7 @@ class SyntheticWriter:
             inside = (pixels[:, 0] >= 0) & (pixels[:, 0] <= c.image_width - 1) & (pixels[:, 1] >= 0) & (pixels[:, 1] <= c.image_height - 1)
             joint_valid = annotated & (cam_joints[:, 2] > 0) & inside
             if write_images:
-                image, mask = self.render_view(scene, camera, view_rng, capture["skin"])
+                image, mask = self.render_view(scene, camera, view_rng, capture["skin"], capture["style"])
                 ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, c.jpeg_quality])
                 if not ok:
                     raise OSError(f"could not encode {file_name}")

@@ -1,0 +1,213 @@
+"""MANO fitting to 2D hand keypoints (and MediaPipe's metric 3D landmarks) with priors, batched over hands.
+
+Per hand: the global orientation starts from the rotation that best aligns the model's mean-pose joints with the
+detector's metric landmarks (Umeyama), the translation from the linear least-squares solution of the projection
+equations; then Adam minimises
+
+    keypoint term    Huber distance between projected and detected keypoints, in units of the hand's pixel size
+    landmark term    distance between the root-centred joints and the detector's metric landmarks (units of 10 cm)
+    pose prior       sum_i (c_i / sigma_i)^2 over the articulation's PCA coefficients (sigma_i = scale * decay^i)
+    joint limits     squared excess beyond `hands.mano.limits` (radians)
+    shape prior      |betas|^2
+    temporal term    (sequences) squared change of orientation, articulation and translation between frames
+
+A sequence (one hand side over video frames) shares one shape. Everything is in the OpenCV camera frame, meters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+from hands.eval.alignment import similarity_transform
+from hands.geometry.rotations import matrix_to_axis_angle
+from hands.mano.layer import ManoLayer
+from hands.mano.limits import limit_excess
+
+
+@dataclass
+class FitConfig:
+    """MANO-to-keypoints fitting: optimisation schedule and loss weights."""
+
+    rigid_steps: int = 20
+    """Adam steps placing the mean-pose hand (orientation and translation) before everything is freed."""
+    steps: int = 150
+    """Adam steps over all parameters (all hands of a batch at once; cosine decay to 5% of `lr`)."""
+    lr: float = 0.04
+    focal_ratio: float = 1.0
+    """Without intrinsics, focal length = focal_ratio * max(H, W) pixels, principal point at the image centre."""
+    keypoint_weight: float = 1.0
+    huber: float = 0.02
+    """Huber threshold of the keypoint term (fraction of the hand's pixel size)."""
+    landmark_weight: float = 2.0
+    """Weight of MediaPipe's metric 3D landmarks (rough depth cues; 0 ignores them)."""
+    pose_prior_weight: float = 2e-4
+    pca_scale: float = 0.9
+    pca_decay: float = 0.8
+    pca_floor: float = 0.08
+    """Smallest prior standard deviation (radians) of a PCA coefficient."""
+    limit_weight: float = 1.0
+    shape_weight: float = 1e-4
+    temporal_weight: float = 0.5
+    """Sequences: weight of the frame-to-frame change (rad and 10 cm units)."""
+    device: str = "cpu"
+
+
+@dataclass
+class HandFit:
+    """One fitted hand in the camera frame (meters, OpenCV axes): MANO `global_orient` (3,), `hand_pose` (45,)
+    flat-hand axis-angle, `betas` (10,), `transl` (3,) as the MANO layer takes them; `K` (3,3) the camera;
+    `vertices` (778,3) and `joints` (21,3, canonical order) posed; `keypoints` (21,2) the detected and
+    `projected` (21,2) the fitted joints in pixels."""
+
+    side: str
+    global_orient: np.ndarray
+    hand_pose: np.ndarray
+    betas: np.ndarray
+    transl: np.ndarray
+    K: np.ndarray
+    vertices: np.ndarray
+    joints: np.ndarray
+    keypoints: np.ndarray
+    projected: np.ndarray
+
+    @property
+    def reprojection_error(self) -> float:
+        """Mean distance (pixels) between fitted and detected keypoints."""
+        return float(np.linalg.norm(self.projected - self.keypoints, axis=-1).mean())
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(getattr(self, k)) for k in
+                ("global_orient", "hand_pose", "betas", "transl", "K", "vertices", "joints", "keypoints", "projected")}
+
+
+def default_intrinsics(image_size: tuple[int, int], focal_ratio: float = 1.0) -> np.ndarray:
+    """(3,3) pinhole intrinsics for an image (H, W) of unknown camera: f = focal_ratio * max(H, W)."""
+    H, W = image_size
+    f = focal_ratio * max(H, W)
+    return np.array([[f, 0.0, (W - 1) / 2], [0.0, f, (H - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+def project(points: Tensor, K: Tensor) -> Tensor:
+    """Camera-frame points (B,N,3) -> pixels (B,N,2) with intrinsics (B,3,3)."""
+    uv = points[..., :2] / points[..., 2:].clamp_min(1e-4)
+    return uv * torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None] + K[:, None, :2, 2]
+
+
+def solve_translation(joints: Tensor, keypoints: Tensor, K: Tensor) -> Tensor:
+    """Translation (B,3) minimising the algebraic projection error of joints (B,N,3) + t onto keypoints (B,N,2)."""
+    f = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]  # (B,1,2)
+    centred = keypoints - K[:, None, :2, 2]  # u - c
+    B, N = joints.shape[:2]
+    A = joints.new_zeros(B, N, 2, 3)
+    A[..., 0, 0], A[..., 1, 1] = f[..., 0], f[..., 1]
+    A[..., :, 2] = -centred
+    b = centred * joints[..., 2:] - f * joints[..., :2]
+    solution = torch.linalg.lstsq(A.reshape(B, 2 * N, 3), b.reshape(B, 2 * N, 1)).solution[..., 0]
+    return solution
+
+
+class PosePrior:
+    """The articulation as PCA coefficients about the model's mean pose, with a Gaussian prior on them."""
+
+    def __init__(self, layer: ManoLayer, config: FitConfig) -> None:
+        components = layer.hand_components.double()
+        # Full 45-d basis: the model's PCA rows (normalised), completed to an orthonormal basis if it has fewer.
+        q, _ = torch.linalg.qr(components.T)
+        self.directions = q.T.to(layer.v_template)  # (45, 45) rows
+        self.mean = layer.hands_mean.to(layer.v_template)
+        sigma = config.pca_scale * config.pca_decay ** torch.arange(45, dtype=torch.float64)
+        self.sigma = sigma.clamp_min(config.pca_floor).to(layer.v_template)
+
+    def pose(self, coefficients: Tensor) -> Tensor:
+        return self.mean + coefficients @ self.directions
+
+    def penalty(self, coefficients: Tensor) -> Tensor:
+        return ((coefficients / self.sigma) ** 2).sum(-1)
+
+
+def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor | None = None,
+             config: FitConfig | None = None, sequence: bool = False) -> list[dict[str, Tensor]]:
+    """Fit `layer`'s hand to B sets of keypoints (B,21,2) pixels (canonical order) seen by cameras K (B,3,3);
+    `landmarks` (B,21,3) metric 3D joints about any centre (MediaPipe's world landmarks) guide orientation and
+    depth. `sequence=True`: the B hands are consecutive frames of one hand (shared shape, temporal term).
+    Returns per hand MANO parameters (flat-hand convention) and the posed outputs, all detached."""
+    config = config or FitConfig()
+    dtype, device = layer.v_template.dtype, layer.v_template.device
+    keypoints, K = keypoints.to(device, dtype), K.to(device, dtype)
+    B = keypoints.shape[0]
+    if keypoints.shape[1:] != (21, 2) or K.shape != (B, 3, 3):
+        raise ValueError(f"fit_mano: keypoints should be (B, 21, 2) and K (B, 3, 3), got {tuple(keypoints.shape)}, {tuple(K.shape)}")
+    prior = PosePrior(layer, config)
+    size = (keypoints.max(1).values - keypoints.min(1).values).max(-1).values.clamp_min(1.0)  # (B,) pixels
+    with torch.no_grad():
+        mean_hand = layer(hand_pose=prior.mean.expand(B, 45)).joints  # wrist at the model's rest root
+        if landmarks is not None:
+            landmarks = landmarks.to(device, dtype)
+            _, rotation, _ = similarity_transform(mean_hand - mean_hand.mean(1, keepdim=True),
+                                                  landmarks - landmarks.mean(1, keepdim=True))
+            orient0 = matrix_to_axis_angle(rotation)
+        else:
+            orient0 = keypoints.new_zeros(B, 3)
+            orient0[:, 0] = torch.pi  # palm towards the camera, fingers up
+        posed = layer(global_orient=orient0, hand_pose=prior.mean.expand(B, 45)).joints
+        transl0 = solve_translation(posed, keypoints, K)
+        transl0[:, 2] = transl0[:, 2].clamp_min(0.05 - posed[..., 2].min(1).values)
+    depth0 = (transl0[:, 2:] + posed[:, 9, 2:]).clamp_min(0.05)
+    orient = orient0.clone().requires_grad_(True)
+    coefficients = keypoints.new_zeros(B, 45, requires_grad=True)
+    betas = keypoints.new_zeros(1 if sequence else B, layer.num_betas, requires_grad=True)
+    shift = keypoints.new_zeros(B, 3, requires_grad=True)  # translation change in units of the initial depth
+
+    def objective() -> Tensor:
+        output = layer(global_orient=orient, hand_pose=prior.pose(coefficients), betas=betas.expand(B, -1),
+                       transl=transl0 + shift * depth0, joints_only=True)
+        loss = fitting_loss(output.joints, output.full_pose[:, 3:], keypoints, K, size, landmarks, coefficients,
+                            betas, prior, layer.side, config)
+        if sequence and B > 1:
+            change = lambda x: ((x[1:] - x[:-1]) ** 2).sum(-1).sum()  # noqa: E731
+            loss = loss + config.temporal_weight * (change(orient) + change(prior.pose(coefficients)) +
+                                                    change((transl0 + shift * depth0) * 10))
+        return loss
+
+    minimise(objective, [orient, shift], config.rigid_steps, config)  # place the mean hand first
+    minimise(objective, [orient, coefficients, betas, shift], config.steps, config)
+    with torch.no_grad():
+        hand_pose, transl = prior.pose(coefficients), transl0 + shift * depth0
+        output = layer(global_orient=orient, hand_pose=hand_pose, betas=betas.expand(B, -1), transl=transl)
+        projected = project(output.joints, K)
+    return [{"global_orient": orient[i].detach(), "hand_pose": hand_pose[i], "betas": betas.expand(B, -1)[i].detach(),
+             "transl": transl[i], "vertices": output.vertices[i], "joints": output.joints[i], "projected": projected[i]}
+            for i in range(B)]
+
+
+def minimise(objective, parameters: list[Tensor], steps: int, config: FitConfig) -> None:
+    """Minimise `objective()` over `parameters` in place with Adam and a cosine learning-rate decay."""
+    if steps <= 0:
+        return
+    optimizer = torch.optim.Adam(parameters, lr=config.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=config.lr * 0.05)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        objective().backward()
+        optimizer.step()
+        schedule.step()
+
+
+def fitting_loss(joints: Tensor, hand_pose: Tensor, keypoints: Tensor, K: Tensor, size: Tensor, landmarks: Tensor | None,
+                 coefficients: Tensor, betas: Tensor, prior: PosePrior, side: str, config: FitConfig) -> Tensor:
+    """The summed fitting objective of a batch (see the module docstring)."""
+    residual = (project(joints, K) - keypoints) / size[:, None, None]
+    loss = config.keypoint_weight * nnf.huber_loss(residual, torch.zeros_like(residual), delta=config.huber,
+                                                   reduction="none").sum(-1).mean(-1) / config.huber
+    if landmarks is not None and config.landmark_weight > 0:
+        centred = lambda x: x - x.mean(1, keepdim=True)  # noqa: E731
+        loss = loss + config.landmark_weight * ((centred(joints) - centred(landmarks)) * 10).pow(2).sum(-1).mean(-1)
+    loss = loss + config.pose_prior_weight * prior.penalty(coefficients)
+    loss = loss + config.limit_weight * limit_excess(hand_pose, side).pow(2).sum((-1, -2))
+    loss = loss.sum() + config.shape_weight * betas.pow(2).sum()
+    return loss

@@ -1,0 +1,83 @@
+"""Photo or video -> hands with MANO parameters: MediaPipe keypoints, then MANO fitting (`hands.fit.mano_fit`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hands.fit.landmarker import DetectedHand, HandDetector
+from hands.fit.mano_fit import FitConfig, HandFit, default_intrinsics, fit_mano
+from hands.mano import build_mano
+from hands.mano.layer import ManoLayer
+from hands.utils.device import resolve_device
+
+
+class NoHandError(ValueError):
+    """No hand was found in an image that needs one."""
+
+
+class HandFitter:
+    """Detect hands and fit MANO to them, per image or over a sequence of frames."""
+
+    def __init__(self, detector: HandDetector | None = None, config: FitConfig | None = None,
+                 mano_dir: str | Path | None = None, landmarker: str | Path | None = None) -> None:
+        self.config = config or FitConfig()
+        self.detector = detector or HandDetector(landmarker)
+        device = resolve_device(self.config.device)
+        self.layers: dict[str, ManoLayer] = {side: build_mano(side, mano_dir, pose_convention="flat", device=device)
+                                             for side in ("right", "left")}
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def intrinsics(self, image_size: tuple[int, int], K: np.ndarray | None) -> np.ndarray:
+        return np.asarray(K, dtype=np.float64) if K is not None else default_intrinsics(image_size, self.config.focal_ratio)
+
+    def fit_detections(self, detections: list[DetectedHand], K: np.ndarray, sequence: bool = False) -> list[HandFit]:
+        """MANO fits of detected hands seen by camera K (3,3), batched per side; `sequence`: the detections of each
+        side are consecutive frames of one hand (shared shape, temporal smoothness). Same order as `detections`."""
+        by_side: dict[str, list[int]] = defaultdict(list)
+        for index, hand in enumerate(detections):
+            by_side[hand.side].append(index)
+        fits: list[HandFit | None] = [None] * len(detections)
+        for side, indices in by_side.items():
+            layer = self.layers[side]
+            keypoints = torch.tensor(np.stack([detections[i].keypoints for i in indices]))
+            landmarks = torch.tensor(np.stack([detections[i].world for i in indices]))
+            cameras = torch.tensor(K, dtype=torch.float64).expand(len(indices), 3, 3)
+            results = fit_mano(layer, keypoints, cameras, landmarks, self.config, sequence=sequence)
+            for i, result in zip(indices, results):
+                fits[i] = HandFit(side=side, K=np.asarray(K), keypoints=detections[i].keypoints,
+                                  **{k: v.detach().cpu().double().numpy() for k, v in result.items()})
+        return fits  # type: ignore[return-value]
+
+    def fit_image(self, image: np.ndarray, K: np.ndarray | None = None) -> list[HandFit]:
+        """Every hand in an RGB uint8 image (H, W, 3); K (3,3) defaults to `default_intrinsics`."""
+        detections = self.detector.detect(image)
+        return self.fit_detections(detections, self.intrinsics(image.shape[:2], K)) if detections else []
+
+    def fit_frames(self, frames: list[np.ndarray], K: np.ndarray | None = None, smooth: bool = True) -> list[list[HandFit]]:
+        """Hands of consecutive video frames; with `smooth`, each side is fitted as one hand over the frames (one
+        shape, temporal term). At most one hand per side and frame is kept (the most confident)."""
+        if not frames:
+            return []
+        K = self.intrinsics(frames[0].shape[:2], K)
+        per_frame = []
+        for frame in frames:
+            kept: dict[str, DetectedHand] = {}
+            for hand in self.detector.detect(frame):
+                kept.setdefault(hand.side, hand)
+            per_frame.append(list(kept.values()))
+        if not smooth:
+            return [self.fit_detections(hands, K) if hands else [] for hands in per_frame]
+        flat = [(t, hand) for t, hands in enumerate(per_frame) for hand in hands]
+        if not flat:
+            return [[] for _ in frames]
+        fits = self.fit_detections([hand for _, hand in flat], K, sequence=True)
+        result: list[list[HandFit]] = [[] for _ in frames]
+        for (t, _), fit in zip(flat, fits):
+            result[t].append(fit)
+        return result
