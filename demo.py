@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--landmarker", default=None, help="fit: HandLandmarker .task (default checkpoints/mediapipe/)")
     parser.add_argument("--mirrored", action="store_true", help="fit: the frames are mirrored (selfie preview)")
     parser.add_argument("--chunk", type=int, default=16, help="fit -t: frames fitted together")
-    parser.add_argument("--focal_ratio", type=float, default=1.0, help="fit: focal length / max(H, W) of the camera")
+    parser.add_argument("--focal_ratio", type=float, default=2.0, help="fit: focal length / max(H, W) of the unknown camera")
     args = parser.parse_args(argv)
     if args.demo_mode == "fit":
         return run_fit(parser, args)

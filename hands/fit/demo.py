@@ -51,7 +51,7 @@ class FitDemoOptions:
     landmarker: str | None = None
     mano_dir: str | None = None
     device: str = "cpu"
-    focal_ratio: float = 1.0
+    focal_ratio: float = 2.0
 
 
 def draw_fits(frame: np.ndarray, fits: list[HandFit], faces: dict) -> np.ndarray:

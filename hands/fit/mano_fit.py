@@ -38,8 +38,10 @@ class FitConfig:
     steps: int = 150
     """Adam steps over all parameters (all hands of a batch at once; cosine decay to 5% of `lr`)."""
     lr: float = 0.04
-    focal_ratio: float = 1.0
-    """Without intrinsics, focal length = focal_ratio * max(H, W) pixels, principal point at the image centre."""
+    focal_ratio: float = 2.0
+    """Without intrinsics, focal length = focal_ratio * max(H, W) pixels, principal point at the image centre. A
+    long lens (28° across) suits crops and hands small in the frame: on the labelled in-the-wild photo (true
+    ratio 2.2), 1.0 bends the fingers to make up for the wrong perspective (PA-MPJPE 7.1 mm vs 6.0 at 2.0)."""
     keypoint_weight: float = 1.0
     huber: float = 0.02
     """Huber threshold of the keypoint term (fraction of the hand's pixel size)."""
@@ -54,6 +56,9 @@ class FitConfig:
     shape_weight: float = 1e-4
     temporal_weight: float = 0.5
     """Sequences: weight of the frame-to-frame change (rad and 10 cm units)."""
+    joints_only: bool = True
+    """Skin only the five fingertip vertices at each step (the joints are all the loss needs); False poses the
+    whole mesh every step (the same result). Pays off in batches: 2.8x cheaper MANO steps at 64 hands, none at 1."""
     device: str = "cpu"
 
 
@@ -85,7 +90,7 @@ class HandFit:
                 ("global_orient", "hand_pose", "betas", "transl", "K", "vertices", "joints", "keypoints", "projected")}
 
 
-def default_intrinsics(image_size: tuple[int, int], focal_ratio: float = 1.0) -> np.ndarray:
+def default_intrinsics(image_size: tuple[int, int], focal_ratio: float = 2.0) -> np.ndarray:
     """(3,3) pinhole intrinsics for an image (H, W) of unknown camera: f = focal_ratio * max(H, W)."""
     H, W = image_size
     f = focal_ratio * max(H, W)
@@ -165,7 +170,7 @@ def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor |
 
     def objective() -> Tensor:
         output = layer(global_orient=orient, hand_pose=prior.pose(coefficients), betas=betas.expand(B, -1),
-                       transl=transl0 + shift * depth0, joints_only=True)
+                       transl=transl0 + shift * depth0, joints_only=config.joints_only)
         loss = fitting_loss(output.joints, output.full_pose[:, 3:], keypoints, K, size, landmarks, coefficients,
                             betas, prior, layer.side, config)
         if sequence and B > 1:
