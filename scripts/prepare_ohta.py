@@ -4,7 +4,8 @@
     python scripts/prepare_ohta.py photo.jpg [more.jpg | folder/] --out inputs/ [--hand auto|right|left] [--size 256]
 
 OHTA's avatars are right hands: a left hand is handled by mirroring the photo (the avatar is then of its mirror
-image). `auto` takes the most confident hand. A photo without a hand stops with an error naming it.
+image). `auto` takes the most confident hand. A photo without a hand stops with an error naming it. With
+`--masks DIR`, `DIR/<name>.png` (the hand, e.g. from SAM) adds a silhouette term to the fit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hands.fit.exports import oneshot_input  # noqa: E402
 from hands.fit.landmarker import LandmarkerUnavailableError  # noqa: E402
 from hands.fit.pipeline import NoHandError  # noqa: E402
 from hands.io.atomic import OutputExistsError, check_writable  # noqa: E402
-from hands.ohta.inputs import write_oneshot_input  # noqa: E402
+from hands.ohta.inputs import read_mask, write_oneshot_input  # noqa: E402
 
 log = logging.getLogger("prepare_ohta")
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     add_fit_arguments(parser)
     parser.add_argument("--hand", default="auto", choices=["auto", "right", "left"], help="which hand to use")
     parser.add_argument("--size", type=int, default=256, help="side of the square input image (OHTA: 256)")
+    parser.add_argument("--masks", default=None, help="folder of hand masks <name>.png for the silhouette term")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     out = Path(args.out)
@@ -52,10 +54,12 @@ def main(argv: list[str] | None = None) -> list[Path]:
             if not hands:
                 raise NoHandError(f"{photo}: no {'' if args.hand == 'auto' else args.hand + ' '}hand found")
             hand = hands[0]
+            mask = read_mask(Path(args.masks) / f"{photo.stem}.png", image.shape[:2]) if args.masks else None
             if hand.side == "left":
                 image, hand = np.ascontiguousarray(image[:, ::-1]), hand.mirrored(image.shape[1])
+                mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
             K = fitter.intrinsics(image.shape[:2], None)
-            fit = fitter.fit_detections([hand], K)[0]
+            fit = fitter.fit_detections([hand], K, masks=None if mask is None else [mask])[0]
             crop, mask, annotation = oneshot_input(fit, fitter.layers["right"], image, args.size, args.scale)
             written.append(write_oneshot_input(out, photo.stem, crop, mask, annotation, args.overwrite))
             log.info("%s: %s hand%s, reprojection %.1f px -> %s", photo, hands[0].side,

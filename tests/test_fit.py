@@ -209,3 +209,21 @@ def test_fit_demo_on_a_photo_and_a_folder_of_frames(tmp_path):
     with pytest.raises(SystemExit):
         demo(["--mode", "fit", "--inputs", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "x"),
               "--landmarker", str(landmarker)])
+
+
+def test_a_silhouette_improves_the_fit_of_noisy_keypoints():
+    from hands.render import Meshes, PerspectiveCamera, Renderer
+
+    layer = build_mano("right", pose_convention="flat")
+    truth, keypoints, K = known_hands(layer, 3, seed=5)
+    renderer = Renderer((480, 640))
+    draw = lambda vertices, k: renderer.render(Meshes(vertices.float()[None], layer.faces), PerspectiveCamera(K[k]), ["mask"]).mask[0]  # noqa: E731
+    masks = torch.stack([draw(truth.vertices[k], k) for k in range(3)])
+    noisy = keypoints + torch.randn(keypoints.shape, generator=torch.Generator().manual_seed(1)) * 8.0
+    config = FitConfig(landmark_weight=0.0)
+    plain, guided = fit_mano(layer, noisy, K, None, config), fit_mano(layer, noisy, K, None, config, masks=masks)
+    hard_iou = lambda fit, k: float((draw(fit["vertices"], k) & masks[k]).sum() / (draw(fit["vertices"], k) | masks[k]).sum())  # noqa: E731
+    plain_iou, guided_iou = [hard_iou(plain[k], k) for k in range(3)], [hard_iou(guided[k], k) for k in range(3)]
+    assert min(guided_iou) > 0.85 and np.mean(guided_iou) > np.mean(plain_iou) + 0.05, (plain_iou, guided_iou)
+    with pytest.raises(ValueError, match="masks"):
+        fit_mano(layer, noisy, K, None, config, masks=masks[:1])

@@ -22,6 +22,17 @@ def precision_recall(ours: np.ndarray, reference: np.ndarray) -> tuple[float, fl
     return overlap / max(ours.sum(), 1), overlap / max(reference.sum(), 1)
 
 
+def photo_crop(annotation) -> CropParams:
+    """The square crop an annotation's bbox2d [x, y, side, side] describes (256² output)."""
+    x, y, side, _ = annotation.bbox2d
+    return CropParams(centre=np.array([x + side / 2, y + side / 2]), width=side, rotation=0.0, out_size=(256, 256))
+
+
+def mask_in_photo(mask: np.ndarray, crop: CropParams) -> np.ndarray:
+    back = cv2.warpAffine(mask.astype(np.uint8), crop.affine(), (256, 256), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST)
+    return back > 0
+
+
 def test_prepare_ohta_matches_the_annotated_input_and_feeds_create(tmp_path):
     landmarker = landmarker_path()
     root = fixture_path("ohta", "in_the_wild")
@@ -33,13 +44,16 @@ def test_prepare_ohta_matches_the_annotated_input_and_feeds_create(tmp_path):
     assert given.image.shape == (256, 256, 3) and given.mask.shape == (256, 256)
     # Back in the photo's pixels, the rendered mask and the joints agree with the original's own annotation.
     ours = read_oneshot_annotation(tmp_path / "inputs" / "anno" / "02023.pkl")
-    x, y, side, _ = ours.bbox2d
-    crop = CropParams(centre=np.array([x + side / 2, y + side / 2]), width=side, rotation=0.0, out_size=(256, 256))
-    back = cv2.warpAffine(given.mask.astype(np.uint8), crop.affine(), (256, 256), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST)
+    crop = photo_crop(ours)
     reference = cv2.imread(str(root / "mask" / "02023.png"), cv2.IMREAD_GRAYSCALE) > 127
     # The original's mask (SAM) also covers the forearm and a patch of the face; the fitted hand ends at the wrist.
-    precision, recall = precision_recall(back > 0, reference)
+    precision, recall = precision_recall(mask_in_photo(given.mask, crop), reference)
     assert precision > 0.9 and recall > 0.65
+    [guided] = prepare_ohta([str(photo), "--masks", str(root / "mask"), "--out", str(tmp_path / "guided"),
+                             "--landmarker", str(landmarker), "--device", "cpu"])
+    guided_crop = photo_crop(read_oneshot_annotation(tmp_path / "guided" / "anno" / "02023.pkl"))
+    guided_precision, _ = precision_recall(mask_in_photo(read_oneshot_input(guided).mask, guided_crop), reference)
+    assert guided_precision > max(precision, 0.97)  # the silhouette term pulls the hand onto the mask
     labels = read_oneshot_annotation(root / "anno" / "02023.pkl").joint_img[:, :2]
     # Ours are in OHTA's InterHand2.6M joint order, the wild annotation's in the canonical (OpenPose) order.
     canonical = convert_joints(ours.joint_img[np.argsort(GT_ORDER_FROM_MANO), :2], "mano", "canonical")

@@ -22,6 +22,7 @@ from hands.data.interhand.dataset import InterHandDataset, mano_vector_split
 from hands.data.interhand.format import JOINT_SLICE
 from hands.data.ohta_oneshot import oneshot_annotation, write_oneshot_annotation
 from hands.data.prompts import describe_pose, hand_prompt
+from hands.geometry.cameras import scale_intrinsics
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
 from hands.mano.joints import convert_joints
 from hands.mano.layer import ManoOutput
@@ -160,9 +161,7 @@ def export_acr(dataset: InterHandDataset, output: str | Path, limit: int | None 
     rows: dict[str, list] = {key: [] for key in ("name", "present", "camera", "pose", "betas", "centre", "radius",
                                                   "joints_2d", "joints_3d", "joint_valid")}
     for sample, hands, name in samples_with_hands(dataset, limit, "acr index"):
-        K = sample["K"].double().clone()
-        K[:2, :2] *= scale
-        K[:2, 2] = (K[:2, 2] + 0.5) * scale - 0.5  # same pixel-centre convention at the smaller size
+        K = scale_intrinsics(sample["K"].double(), scale)
         meshes = join_meshes([hand_meshes(out.vertices.float(), dataset.layers[side]) for side, (_, out) in hands.items()])
         labels = renderer.render(meshes, PerspectiveCamera(K.float()), ["part_labels"]).part_labels[0]
         joints_2d = to_normalised(sample["joints_2d"].double().numpy(), size)

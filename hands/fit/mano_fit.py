@@ -10,6 +10,7 @@ equations; then Adam minimises
     joint limits     squared excess beyond `hands.mano.limits` (radians)
     shape prior      |betas|^2
     temporal term    (sequences) squared change of orientation, articulation and translation between frames
+    silhouette       (when masks are given) 1 - soft IoU of the mesh's soft silhouette and the hand mask
 
 A sequence (one hand side over video frames) shares one shape. Everything is in the OpenCV camera frame, meters.
 """
@@ -22,11 +23,14 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor
+from torchvision.ops import roi_align
 
 from hands.eval.alignment import similarity_transform
+from hands.geometry.cameras import PerspectiveCamera
 from hands.geometry.rotations import matrix_to_axis_angle
 from hands.mano.layer import ManoLayer
 from hands.mano.limits import limit_excess
+from hands.render.soft import soft_iou, soft_silhouette
 
 
 @dataclass
@@ -56,6 +60,15 @@ class FitConfig:
     shape_weight: float = 1e-4
     temporal_weight: float = 0.5
     """Sequences: weight of the frame-to-frame change (rad and 10 cm units)."""
+    silhouette_weight: float = 1.0
+    """Weight of the silhouette term (only when masks are given)."""
+    silhouette_steps: int = 60
+    """Adam steps refining the fit against the masks after the keypoint fit."""
+    silhouette_size: int = 160
+    """The silhouette is compared in a square window around each hand of this many pixels."""
+    silhouette_sigma: float = 0.3
+    """Blur of the soft silhouette (square pixels at `silhouette_size`). Its halo grows the soft silhouette by
+    ~1.2 sqrt(sigma) px, which the fit pays for by shrinking the hand: keep it sharp and the window fine."""
     joints_only: bool = True
     """Skin only the five fingertip vertices at each step (the joints are all the loss needs); False poses the
     whole mesh every step (the same result). Pays off in batches: 2.8x cheaper MANO steps at 64 hands, none at 1."""
@@ -136,11 +149,12 @@ class PosePrior:
 
 
 def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor | None = None,
-             config: FitConfig | None = None, sequence: bool = False) -> list[dict[str, Tensor]]:
+             config: FitConfig | None = None, sequence: bool = False, masks: Tensor | None = None) -> list[dict[str, Tensor]]:
     """Fit `layer`'s hand to B sets of keypoints (B,21,2) pixels (canonical order) seen by cameras K (B,3,3);
     `landmarks` (B,21,3) metric 3D joints about any centre (MediaPipe's world landmarks) guide orientation and
-    depth. `sequence=True`: the B hands are consecutive frames of one hand (shared shape, temporal term).
-    Returns per hand MANO parameters (flat-hand convention) and the posed outputs, all detached."""
+    depth; `masks` (B,H,W) of the hand in the image add the silhouette term. `sequence=True`: the B hands are
+    consecutive frames of one hand (shared shape, temporal term). Returns per hand MANO parameters (flat-hand
+    convention) and the posed outputs, all detached."""
     config = config or FitConfig()
     dtype, device = layer.v_template.dtype, layer.v_template.device
     keypoints, K = keypoints.to(device, dtype), K.to(device, dtype)
@@ -148,6 +162,11 @@ def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor |
     if keypoints.shape[1:] != (21, 2) or K.shape != (B, 3, 3):
         raise ValueError(f"fit_mano: keypoints should be (B, 21, 2) and K (B, 3, 3), got {tuple(keypoints.shape)}, {tuple(K.shape)}")
     prior = PosePrior(layer, config)
+    silhouette = masks is not None and config.silhouette_weight > 0
+    if silhouette:
+        if masks.dim() != 3 or masks.shape[0] != B:
+            raise ValueError(f"fit_mano: masks should be (B, H, W) with B = {B}, got {tuple(masks.shape)}")
+        goal, small_K = hand_windows(masks.to(device, dtype), keypoints, K, config.silhouette_size)
     size = (keypoints.max(1).values - keypoints.min(1).values).max(-1).values.clamp_min(1.0)  # (B,) pixels
     with torch.no_grad():
         mean_hand = layer(hand_pose=prior.mean.expand(B, 45)).joints  # wrist at the model's rest root
@@ -168,11 +187,15 @@ def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor |
     betas = keypoints.new_zeros(1 if sequence else B, layer.num_betas, requires_grad=True)
     shift = keypoints.new_zeros(B, 3, requires_grad=True)  # translation change in units of the initial depth
 
-    def objective() -> Tensor:
+    def objective(with_silhouette: bool = False) -> Tensor:
         output = layer(global_orient=orient, hand_pose=prior.pose(coefficients), betas=betas.expand(B, -1),
-                       transl=transl0 + shift * depth0, joints_only=config.joints_only)
+                       transl=transl0 + shift * depth0, joints_only=config.joints_only and not with_silhouette)
         loss = fitting_loss(output.joints, output.full_pose[:, 3:], keypoints, K, size, landmarks, coefficients,
                             betas, prior, layer.side, config)
+        if with_silhouette:
+            screen = PerspectiveCamera(small_K).project(output.vertices)
+            drawn = soft_silhouette(screen, layer.faces, goal.shape[1:], sigma=config.silhouette_sigma)
+            loss = loss + config.silhouette_weight * (1 - soft_iou(drawn, goal)).sum()
         if sequence and B > 1:
             change = lambda x: ((x[1:] - x[:-1]) ** 2).sum(-1).sum()  # noqa: E731
             loss = loss + config.temporal_weight * (change(orient) + change(prior.pose(coefficients)) +
@@ -181,6 +204,9 @@ def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor |
 
     minimise(objective, [orient, shift], config.rigid_steps, config)  # place the mean hand first
     minimise(objective, [orient, coefficients, betas, shift], config.steps, config)
+    if silhouette:  # refine against the mask once the keypoints are matched: the silhouette alone is ambiguous
+        minimise(lambda: objective(True), [orient, coefficients, betas, shift], config.silhouette_steps, config,
+                 config.lr * 0.5)
     with torch.no_grad():
         hand_pose, transl = prior.pose(coefficients), transl0 + shift * depth0
         output = layer(global_orient=orient, hand_pose=hand_pose, betas=betas.expand(B, -1), transl=transl)
@@ -190,12 +216,29 @@ def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor |
             for i in range(B)]
 
 
-def minimise(objective, parameters: list[Tensor], steps: int, config: FitConfig) -> None:
+def hand_windows(masks: Tensor, keypoints: Tensor, K: Tensor, size: int, margin: float = 1.8) -> tuple[Tensor, Tensor]:
+    """Each hand's mask (B,H,W) resampled into a square window (B,size,size) around its keypoints (B,21,2) (side
+    `margin` times their extent), and the intrinsics (B,3,3) of those windows (pixel centres at integers)."""
+    centre = (keypoints.max(1).values + keypoints.min(1).values) / 2
+    side = margin * (keypoints.max(1).values - keypoints.min(1).values).max(-1).values.clamp_min(8.0)
+    corner = centre - side[:, None] / 2  # continuous pixel coordinates, pixel centres at integers
+    boxes = torch.cat([torch.arange(len(masks), dtype=masks.dtype, device=masks.device)[:, None],
+                       corner + 0.5, corner + side[:, None] + 0.5], 1)  # roi_align(aligned=True) puts centres at +0.5
+    windows = roi_align(masks[:, None], boxes, (size, size), sampling_ratio=2, aligned=True)[:, 0]
+    scale = size / side
+    window_K = K.clone()
+    window_K[:, :2] *= scale[:, None, None]
+    window_K[:, :2, 2] -= corner * scale[:, None] + 0.5
+    return windows, window_K
+
+
+def minimise(objective, parameters: list[Tensor], steps: int, config: FitConfig, lr: float | None = None) -> None:
     """Minimise `objective()` over `parameters` in place with Adam and a cosine learning-rate decay."""
     if steps <= 0:
         return
-    optimizer = torch.optim.Adam(parameters, lr=config.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=config.lr * 0.05)
+    lr = lr or config.lr
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr * 0.05)
     for _ in range(steps):
         optimizer.zero_grad()
         objective().backward()

@@ -36,9 +36,11 @@ class HandFitter:
     def intrinsics(self, image_size: tuple[int, int], K: np.ndarray | None) -> np.ndarray:
         return np.asarray(K, dtype=np.float64) if K is not None else default_intrinsics(image_size, self.config.focal_ratio)
 
-    def fit_detections(self, detections: list[DetectedHand], K: np.ndarray, sequence: bool = False) -> list[HandFit]:
+    def fit_detections(self, detections: list[DetectedHand], K: np.ndarray, sequence: bool = False,
+                       masks: list[np.ndarray] | None = None) -> list[HandFit]:
         """MANO fits of detected hands seen by camera K (3,3), batched per side; `sequence`: the detections of each
-        side are consecutive frames of one hand (shared shape, temporal smoothness). Same order as `detections`."""
+        side are consecutive frames of one hand (shared shape, temporal smoothness); `masks`: one (H, W) bool mask
+        of each hand (adds the silhouette term). Same order as `detections`."""
         by_side: dict[str, list[int]] = defaultdict(list)
         for index, hand in enumerate(detections):
             by_side[hand.side].append(index)
@@ -48,7 +50,8 @@ class HandFitter:
             keypoints = torch.tensor(np.stack([detections[i].keypoints for i in indices]))
             landmarks = torch.tensor(np.stack([detections[i].world for i in indices]))
             cameras = torch.tensor(K, dtype=torch.float64).expand(len(indices), 3, 3)
-            results = fit_mano(layer, keypoints, cameras, landmarks, self.config, sequence=sequence)
+            side_masks = torch.tensor(np.stack([masks[i] for i in indices])) if masks is not None else None
+            results = fit_mano(layer, keypoints, cameras, landmarks, self.config, sequence=sequence, masks=side_masks)
             for i, result in zip(indices, results):
                 fits[i] = HandFit(side=side, K=np.asarray(K), keypoints=detections[i].keypoints,
                                   **{k: v.detach().cpu().double().numpy() for k, v in result.items()})

@@ -112,3 +112,11 @@ class WeakPerspectiveCamera:
                                            self.scale.dtype, self.scale.device)
         cam.t = self.to_perspective_translation(focal)
         return cam
+
+
+def scale_intrinsics(K: Tensor, scale: float) -> Tensor:
+    """Intrinsics (..., 3, 3) for the image resized by `scale`, keeping pixel centres at integer coordinates."""
+    K = K.clone()
+    K[..., :2, :] *= scale
+    K[..., :2, 2] += 0.5 * scale - 0.5
+    return K

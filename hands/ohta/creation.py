@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hands.geometry.cameras import scale_intrinsics
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.ohta.avatar import HandAvatar
 from hands.ohta.volume import VolumeConfig, compositing_weights, front_depth, pixel_rays, sample_depths
@@ -74,10 +75,8 @@ class ViewGeometry:
 
 def scaled_view(view: ViewGeometry, scale: float) -> ViewGeometry:
     """The same view for an image resized by `scale` (pixel centres at integers)."""
-    K = view.K.clone()
-    K[:2] *= scale
-    K[:2, 2] += 0.5 * scale - 0.5
-    return ViewGeometry(K, view.Th, view.pose, view.betas, (round(view.size[0] * scale), round(view.size[1] * scale)))
+    size = (round(view.size[0] * scale), round(view.size[1] * scale))
+    return ViewGeometry(scale_intrinsics(view.K, scale), view.Th, view.pose, view.betas, size)
 
 
 def reference_views(avatar: HandAvatar, view: ViewGeometry, count: int) -> list[ViewGeometry]:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from hands.eval.image_metrics import LPIPS, MissingWeightsError
-from hands.geometry.cameras import PerspectiveCamera
+from hands.geometry.cameras import PerspectiveCamera, scale_intrinsics
 from hands.geometry.mesh import boundary_fan
 from hands.geometry.winding import inside_mesh
 from hands.mano import load_mano_model
@@ -36,7 +36,7 @@ from hands.ohta.avatar import HandAvatar
 from hands.ohta.checkpoint import load_avatar
 from hands.ohta.inputs import read_oneshot_input
 from hands.ohta.volume import VolumeConfig, render_pixels
-from hands.render.soft import soft_silhouette
+from hands.render.soft import soft_iou, soft_silhouette
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +184,6 @@ def patch_pixels(mask: torch.Tensor, size: int, count: int, hand_ratio: float, r
     return torch.from_numpy(np.concatenate(pixels)).long()
 
 
-def soft_iou(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Soft IoU of maps in [0, 1] (same shape)."""
-    intersection = (prediction * target).sum()
-    return intersection / (prediction + target - prediction * target).sum().clamp_min(1e-6)
-
-
 class OHTAPriorModule(pl.LightningModule):
     """The avatar and its prior-learning losses."""
 
@@ -258,10 +252,7 @@ class OHTAPriorModule(pl.LightningModule):
             losses["lpips"] = c.lpips_weight * self.lpips(as_patches(out["rgb"][0]).clamp(0, 1), as_patches(wanted)).mean()
         # silhouette of the posed (deformed) mesh against the dilated mask, at a reduced size
         scale = c.silhouette_size / size[0]
-        small_K = K.clone()
-        small_K[:, :2] *= scale
-        small_K[:, :2, 2] += 0.5 * scale - 0.5
-        screen = PerspectiveCamera(small_K).project(posed.vertices + Th[:, None])
+        screen = PerspectiveCamera(scale_intrinsics(K, scale)).project(posed.vertices + Th[:, None])
         silhouette = soft_silhouette(screen, posed.faces, (c.silhouette_size, c.silhouette_size), sigma=1.0)[0]
         radius = max(1, round(c.silhouette_dilation * c.silhouette_size))
         goal = F.interpolate(mask[None, None].float(), size=(c.silhouette_size, c.silhouette_size), mode="area")

@@ -60,3 +60,9 @@ def soft_silhouette(screen: Tensor, faces: Tensor, image_size: tuple[int, int], 
     # log(1 - D) = logsigmoid(-logit), summed over faces per pixel, is the log-probability that nothing covers it.
     log_empty = torch.zeros(B * H * W, device=device, dtype=dtype).index_add(0, pixel, nnf.logsigmoid(-logit))
     return (1 - torch.exp(log_empty)).view(B, H, W)
+
+
+def soft_iou(prediction: Tensor, target: Tensor) -> Tensor:
+    """Soft IoU of maps in [0, 1] of the same shape (..., H, W), per map (...)."""
+    intersection = (prediction * target).sum((-1, -2))
+    return intersection / (prediction + target - prediction * target).sum((-1, -2)).clamp_min(1e-6)
