@@ -3,12 +3,13 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from hands.eval.alignment import procrustes_align, similarity_transform
-from hands.eval.metrics import handedness_correct, mpjpe, mrrpe, pa_mpjpe
+from hands.eval.metrics import handedness_correct, mpjpe, mrrpe, pa_mpjpe, pck_2d
 from hands.eval.protocols import IntagHandEvaluator, InterNetEvaluator
 
 F64 = torch.float64
@@ -102,3 +103,12 @@ def test_mrrpe_and_handedness():
     pred_left, gt_left = torch.tensor([[0.1, 0.0, 0.0]], dtype=F64), torch.tensor([[0.1, 0.03, 0.04]], dtype=F64)
     assert math.isclose(mrrpe(zero, pred_left, zero, gt_left).item(), 0.05)
     assert handedness_correct(torch.tensor([[0.9, 0.2], [0.6, 0.7]]), torch.tensor([[1.0, 0.0], [1.0, 0.0]])).tolist() == [True, False]
+
+
+def test_pck_counts_keypoints_within_a_share_of_the_box():
+    gt = torch.tensor([[[0.0, 0.0], [100.0, 0.0], [0.0, 50.0], [50.0, 50.0]]], dtype=torch.float64)  # box side 100
+    pred = gt + torch.tensor([[[5.0, 0.0], [0.0, 9.9], [10.1, 0.0], [30.0, 40.0]]], dtype=torch.float64)
+    assert pck_2d(pred, gt, 0.1).item() == 0.5  # 5 and 9.9 px are within 10 px; 10.1 and 50 px are not
+    assert pck_2d(pred, gt, 0.6).item() == 1.0
+    valid = torch.tensor([[True, True, True, False]])  # the box of the valid ones is still 100 x 50
+    assert pck_2d(pred, gt, 0.1, valid).item() == pytest.approx(2 / 3)

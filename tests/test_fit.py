@@ -10,6 +10,7 @@ import torch
 
 from hands.data.ohta_oneshot import read_oneshot_annotation
 from hands.eval.alignment import procrustes_align
+from hands.eval.metrics import pck_2d
 from hands.fit.landmarker import BUNDLE_MEMBERS, HandDetector, LandmarkerUnavailableError, build_task_bundle, default_task_path
 from hands.fit.mano_fit import FitConfig, fit_mano, project, solve_translation
 from hands.io.atomic import OutputExistsError
@@ -30,9 +31,8 @@ def read_rgb(path) -> np.ndarray:
 
 
 def pck(points: np.ndarray, labels: np.ndarray, fraction: float) -> float:
-    """Share of keypoints within `fraction` of the labels' box size."""
-    threshold = fraction * (labels.max(0) - labels.min(0)).max()
-    return float((np.linalg.norm(points - labels, axis=-1) < threshold).mean())
+    """Share of keypoints (21, 2) within `fraction` of the labels' box size."""
+    return float(pck_2d(torch.as_tensor(points)[None], torch.as_tensor(labels, dtype=torch.float64)[None], fraction)[0])
 
 
 # --- the model bundle ----------------------------------------------------------------------------------------------
@@ -227,3 +227,20 @@ def test_a_silhouette_improves_the_fit_of_noisy_keypoints():
     assert min(guided_iou) > 0.85 and np.mean(guided_iou) > np.mean(plain_iou) + 0.05, (plain_iou, guided_iou)
     with pytest.raises(ValueError, match="masks"):
         fit_mano(layer, noisy, K, None, config, masks=masks[:1])
+
+
+def test_fit_demo_on_a_video(tmp_path):
+    from demo import main as demo
+    from hands.io.video import VideoFileWriter
+
+    landmarker = landmarker_path()
+    image = read_rgb(fixture_path("ohta", "in_the_wild", "img", "02023.jpg"))
+    with VideoFileWriter(tmp_path / "clip.mp4", fps=10) as writer:
+        for t in range(4):
+            writer.write(np.roll(image, 3 * t, axis=1))
+    out = demo(["--demo_mode", "fit", "--inputs", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "-t",
+                "--chunk", "3", "--landmarker", str(landmarker)])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "video" and [len(f["hands"]) for f in summary["frames"]] == [1, 1, 1, 1]
+    assert all(f["hands"][0]["side"] == "right" for f in summary["frames"])
+    assert (out / "clip_fit.mp4").stat().st_size > 0

@@ -89,3 +89,14 @@ def test_prepare_modalities_feeds_inference_and_rejects_a_photo_without_hands(ti
     with pytest.raises(SystemExit, match="2"):
         prepare_modalities([str(blank), "--out", str(tmp_path / "none"), "--landmarker", str(landmarker)])
     assert not (tmp_path / "none" / "modalities.json").exists()
+
+
+def test_eval_fit_reports_pck_on_labelled_photos(tmp_path):
+    from scripts.eval_fit import main as eval_fit
+
+    landmarker = landmarker_path()
+    root = fixture_path("ohta", "in_the_wild")
+    report = eval_fit(["--root", str(root), "--landmarker", str(landmarker), "--out", str(tmp_path / "report.json")])
+    assert report["found"] == report["images"] == 1
+    assert report["mean"]["detector"]["pck@0.1"] >= 0.95 and report["mean"]["fit"]["pck@0.1"] >= 0.95
+    assert report["mean"]["fit"]["mean_px"] < 15 and (tmp_path / "report.json").is_file()

@@ -1,10 +1,11 @@
-"""3D hand errors per sample: MPJPE, MPVPE and their Procrustes-aligned versions, MRRPE, handedness accuracy.
+"""Hand errors per sample: MPJPE, MPVPE and their Procrustes-aligned versions, MRRPE, handedness accuracy, 2D PCK.
 
 All take positions in any one unit (meters in this project) and return per-sample errors in that unit.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from hands.eval.alignment import procrustes_align
@@ -52,3 +53,13 @@ def mrrpe(pred_right_root: Tensor, pred_left_root: Tensor, gt_right_root: Tensor
 def handedness_correct(pred_hand_type: Tensor, gt_hand_type: Tensor, threshold: float = 0.5) -> Tensor:
     """(B,) bool: both presence scores [right, left] (B,2) on the right side of `threshold` (InterNet)."""
     return ((pred_hand_type > threshold) == (gt_hand_type > threshold)).all(dim=-1)
+
+
+def pck_2d(pred: Tensor, gt: Tensor, fraction: float, valid: Tensor | None = None) -> Tensor:
+    """Percentage of correct keypoints (B,): the share of keypoints (B,N,2) within `fraction` of the larger side of
+    the ground truth's bounding box, over the valid (B,N) ones."""
+    lo = torch.where(valid[..., None], gt, torch.inf).amin(1) if valid is not None else gt.amin(1)
+    hi = torch.where(valid[..., None], gt, -torch.inf).amax(1) if valid is not None else gt.amax(1)
+    threshold = fraction * (hi - lo).amax(-1)
+    correct = ((pred - gt).norm(dim=-1) < threshold[:, None]).to(pred.dtype)
+    return _mean_over_valid(correct, valid)
