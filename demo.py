@@ -5,7 +5,7 @@
     python demo.py --demo_mode video  --inputs clip.mp4 [-t] [--save_mesh]
     python demo.py --demo_mode webcam [--cam_id 0] [--max_frames 300]
     python demo.py --demo_mode fit --inputs photo.jpg|frames/|clip.mp4 [-t]   # any photo: MediaPipe + MANO fitting
-    python demo.py --demo_mode fit                                    # ... on the webcam (mirrored preview)
+    python demo.py --demo_mode fit                                    # ... on the webcam (--cam_id)
     python demo.py                                                    # poses mode: no checkpoint needed
 
 ACR modes write to --out (default demos_outputs/): the overlay per frame, the hands' MANO parameters, joints and
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--cam_id", type=int, default=0)
     parser.add_argument("--max_frames", type=int, default=0, help="stop after this many frames (0: all; webcam: 300)")
     parser.add_argument("--landmarker", default=None, help="fit: HandLandmarker .task (default checkpoints/mediapipe/)")
-    parser.add_argument("--mirrored", action="store_true", help="fit: the frames are mirrored (selfie preview)")
+    parser.add_argument("--mirrored", action="store_true", help="fit: the frames were flipped left-right (selfie previews)")
     parser.add_argument("--chunk", type=int, default=16, help="fit -t: frames fitted together")
     parser.add_argument("--focal_ratio", type=float, default=2.0, help="fit: focal length / max(H, W) of the unknown camera")
     args = parser.parse_args(argv)

@@ -244,3 +244,5 @@ def test_fit_demo_on_a_video(tmp_path):
     assert summary["mode"] == "video" and [len(f["hands"]) for f in summary["frames"]] == [1, 1, 1, 1]
     assert all(f["hands"][0]["side"] == "right" for f in summary["frames"])
     assert (out / "clip_fit.mp4").stat().st_size > 0
+    with pytest.raises(SystemExit, match="2"):  # no --inputs: the webcam, which this machine lacks
+        demo(["--demo_mode", "fit", "--cam_id", "7", "--out", str(tmp_path / "cam"), "--landmarker", str(landmarker)])

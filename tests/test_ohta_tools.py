@@ -107,7 +107,7 @@ def test_create_tools(avatar, tmp_path):
 def test_evaluation_protocol_on_frames_the_avatar_rendered(avatar, tmp_path):
     from hands.ohta.animation import render_view
     from hands.ohta.evaluation import evaluate_avatar, evaluation_frames
-    from hands.ohta.inputs import annotation_for_view, write_oneshot_input
+    from hands.ohta.inputs import annotation_for_view, read_oneshot_input, write_oneshot_input
 
     for k, angle in enumerate((0.0, 0.5)):
         view = turned(flat_view(avatar, 32), angle)
@@ -121,3 +121,9 @@ def test_evaluation_protocol_on_frames_the_avatar_rendered(avatar, tmp_path):
         other.appearance.dict_fusion[4].bias.add_(1.0)
     worse = evaluate_avatar(other, frames, size=None)
     assert worse["mean"]["psnr"] < same["mean"]["psnr"] - 10
+    # psnr_hand: the error over the hand mask alone, against numpy on the same images
+    frame = read_oneshot_input(frames[1])
+    rendered, target = render_view(other, frame.view) / 255.0, frame.image * frame.mask[..., None] / 255.0
+    expected = -10 * np.log10(((rendered - target)[frame.mask] ** 2).mean())
+    assert worse["frames"][1]["psnr_hand"] == pytest.approx(expected, abs=0.05)
+    assert worse["frames"][1]["psnr_hand"] < worse["frames"][1]["psnr"]  # the black background flatters the full frame

@@ -44,7 +44,8 @@ class FitDemoOptions:
     chunk: int = 16
     """Frames fitted together with `temporal` (videos and folders)."""
     mirrored: bool = False
-    """The frames are mirrored (a selfie preview): swap MediaPipe's handedness."""
+    """The frames were flipped left-right (a selfie preview saved as shown): swap MediaPipe's handedness. A webcam
+    read through OpenCV is not mirrored."""
     save_mesh: bool = False
     cam_id: int = 0
     max_frames: int = 0
@@ -71,7 +72,7 @@ def run_fit_demo(options: FitDemoOptions) -> Path:
         check_writable(out / name, options.overwrite)
     mode = source_kind(options.inputs)
     video = mode in ("video", "webcam") or (mode == "folder" and options.temporal)  # track hands across frames
-    detector = HandDetector(options.landmarker, mirrored=options.mirrored or mode == "webcam", video=video)
+    detector = HandDetector(options.landmarker, mirrored=options.mirrored, video=video)
     fitter = HandFitter(detector, FitConfig(device=options.device, focal_ratio=options.focal_ratio), options.mano_dir)
     faces = {side: layer.faces.cpu() for side, layer in fitter.layers.items()}
     chunk = options.chunk if options.temporal and mode in ("folder", "video") else 1

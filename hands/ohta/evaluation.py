@@ -1,6 +1,7 @@
 """OHTA's evaluation protocol: render the avatar at every test frame's camera and pose, compare with the frame
 masked to the hand on black, over the full image (background included, as the release's `progress`): PSNR,
-SSIM (11x11 Gaussian window, σ 1.5, no padding) and LPIPS (VGG, when its weights are present)."""
+SSIM (11x11 Gaussian window, σ 1.5, no padding) and LPIPS (VGG, when its weights are present). Also `psnr_hand`,
+PSNR over the frame's hand mask only: appearance without the background (not in the release)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,15 @@ def evaluation_frames(folder: str | Path) -> list[Path]:
     return images
 
 
-def image_metrics(rendered: np.ndarray, target: np.ndarray, lpips: LPIPS | None) -> dict[str, float]:
-    """PSNR, SSIM and (optionally) LPIPS of two uint8 RGB images (H, W, 3)."""
+def image_metrics(rendered: np.ndarray, target: np.ndarray, lpips: LPIPS | None,
+                  mask: np.ndarray | None = None) -> dict[str, float]:
+    """PSNR, SSIM and (optionally) LPIPS of two uint8 RGB images (H, W, 3); with a mask (H, W), `psnr_hand`."""
     a = torch.from_numpy(rendered).permute(2, 0, 1)[None].double() / 255.0
     b = torch.from_numpy(target).permute(2, 0, 1)[None].double() / 255.0
     scores = {"psnr": float(psnr(a, b)), "ssim": float(ssim(a, b))}
+    if mask is not None and mask.any():
+        inside = torch.from_numpy(np.asarray(mask, dtype=bool))
+        scores["psnr_hand"] = float(psnr(a[0][:, inside][None, ..., None], b[0][:, inside][None, ..., None]))
     if lpips is not None:
         with torch.no_grad():
             scores["lpips"] = float(lpips(a.float(), b.float()))
@@ -53,6 +58,6 @@ def evaluate_avatar(avatar: HandAvatar, frames: list[Path], size: int | None = 2
         frame = read_oneshot_input(path, size)
         target = (frame.image * frame.mask[..., None]).astype(np.uint8)
         rendered = render_view(avatar, frame.view, config=config)
-        results.append({"frame": frame.name, **image_metrics(rendered, target, lpips)})
-    keys = [k for k in ("psnr", "ssim", "lpips") if k in results[0]]
+        results.append({"frame": frame.name, **image_metrics(rendered, target, lpips, frame.mask)})
+    keys = [k for k in ("psnr", "ssim", "lpips", "psnr_hand") if all(k in r for r in results)]
     return {"frames": results, "mean": {k: float(np.mean([r[k] for r in results])) for k in keys}, "count": len(results)}
