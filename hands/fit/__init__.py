@@ -1,0 +1,1 @@
+"""In-the-wild front end: MediaPipe hand keypoints and MANO fitting from any photo or video."""
