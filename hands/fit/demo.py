@@ -3,7 +3,8 @@
 Per frame it writes the photo with the fitted hands and the detected keypoints drawn over it (`<name>.jpg`), the
 hands' MANO parameters, camera, joints and vertices (`<name>.npz`, keys `<side>_<field>`), optional `.obj`
 meshes; then `summary.json`, `config.yaml` and, for folders and videos, an `.mp4`. With `temporal`, frames are
-fitted in chunks as sequences (one shape per hand, smooth motion); a webcam is fitted frame by frame.
+fitted in chunks as sequences (one shape per hand, smooth motion); a webcam (or `chunk` 1) is fitted frame by
+frame and smoothed with One-Euro filters instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from hands.fit.landmarker import HandDetector
 from hands.fit.mano_fit import FitConfig, HandFit
-from hands.fit.pipeline import HandFitter
+from hands.fit.pipeline import FitSmoother, HandFitter
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
 from hands.io.frames import read_frames, source_kind
 from hands.io.mesh import save_obj
@@ -76,6 +77,7 @@ def run_fit_demo(options: FitDemoOptions) -> Path:
     fitter = HandFitter(detector, FitConfig(device=options.device, focal_ratio=options.focal_ratio), options.mano_dir)
     faces = {side: layer.faces.cpu() for side, layer in fitter.layers.items()}
     chunk = options.chunk if options.temporal and mode in ("folder", "video") else 1
+    smoother = FitSmoother(fitter.layers) if options.temporal and chunk == 1 else None
     summary: list[dict] = []
     video_path = out / f"{Path(options.inputs or 'webcam').stem}_fit.mp4"
     try:
@@ -85,10 +87,12 @@ def run_fit_demo(options: FitDemoOptions) -> Path:
             for name, frame in tqdm(frames, desc=f"fit {mode}", unit="frame"):
                 pending.append((name, frame))
                 if len(pending) >= chunk:
-                    summary += write_chunk(pending, fitter, options, faces, writer if mode in ("folder", "video") else None)
+                    summary += write_chunk(pending, fitter, options, faces, writer if mode in ("folder", "video") else None,
+                                           smoother)
                     pending = []
             if pending:
-                summary += write_chunk(pending, fitter, options, faces, writer if mode in ("folder", "video") else None)
+                summary += write_chunk(pending, fitter, options, faces, writer if mode in ("folder", "video") else None,
+                                       smoother)
     finally:
         fitter.close()
     with atomic_path(out / "config.yaml", options.overwrite) as tmp:
@@ -101,10 +105,12 @@ def run_fit_demo(options: FitDemoOptions) -> Path:
 
 
 def write_chunk(frames: list[tuple[str, np.ndarray]], fitter: HandFitter, options: FitDemoOptions, faces: dict,
-                writer: VideoFileWriter | None) -> list[dict]:
+                writer: VideoFileWriter | None, smoother: FitSmoother | None = None) -> list[dict]:
     """Fit a chunk of frames and write each frame's outputs; returns their summary entries."""
     images = [frame for _, frame in frames]
     fits_per_frame = fitter.fit_frames(images, smooth=options.temporal and len(images) > 1)
+    if smoother is not None:
+        fits_per_frame = [smoother(fits) for fits in fits_per_frame]
     out = Path(options.out)
     entries = []
     for (name, frame), fits in zip(frames, fits_per_frame):

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hands.acr.smoothing import HandSmoother, OneEuroFilter
 from hands.fit.landmarker import DetectedHand, HandDetector
-from hands.fit.mano_fit import FitConfig, HandFit, default_intrinsics, fit_mano
+from hands.fit.mano_fit import FitConfig, HandFit, default_intrinsics, fit_mano, project
 from hands.mano import build_mano
 from hands.mano.layer import ManoLayer
 from hands.utils.device import resolve_device
@@ -84,3 +85,28 @@ class HandFitter:
         for (t, _), fit in zip(flat, fits):
             result[t].append(fit)
         return result
+
+
+class FitSmoother:
+    """One-Euro filtering of fits arriving frame by frame (a webcam), per side: ACR's settings for orientation,
+    pose and shape (`hands.acr.smoothing`), the pose's settings for the translation; the hands are posed again."""
+
+    def __init__(self, layers: dict[str, ManoLayer], smooth_coeff: float = 4.0) -> None:
+        self.layers = layers
+        self.hands = {side: HandSmoother(smooth_coeff) for side in layers}
+        self.transl = {side: OneEuroFilter(smooth_coeff, 0.7) for side in layers}
+
+    def __call__(self, fits: list[HandFit]) -> list[HandFit]:
+        smoothed = []
+        for fit in fits:
+            layer = self.layers[fit.side]
+            as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=layer.v_template.dtype, device=layer.v_template.device)  # noqa: E731
+            orient, pose, betas = self.hands[fit.side](as_t(fit.global_orient), as_t(fit.hand_pose), as_t(fit.betas))
+            transl = self.transl[fit.side](fit.transl)
+            with torch.no_grad():
+                out = layer(orient[None], pose[None], betas[None], as_t(transl)[None])
+                projected = project(out.joints, as_t(fit.K)[None])[0]
+            numpy = lambda x: x.detach().cpu().double().numpy()  # noqa: E731
+            smoothed.append(HandFit(fit.side, numpy(orient), numpy(pose), numpy(betas), np.asarray(transl), fit.K,
+                                    numpy(out.vertices[0]), numpy(out.joints[0]), fit.keypoints, numpy(projected)))
+        return smoothed
