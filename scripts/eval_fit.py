@@ -22,19 +22,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hands.data.interhand.dataset import read_image  # noqa: E402
-from hands.data.ohta_oneshot import GT_ORDER_FROM_MANO, read_oneshot_annotation  # noqa: E402
+from hands.data.ohta_oneshot import GT_ORDER_FROM_MANO, OneShotAnnotation, read_oneshot_annotation  # noqa: E402
 from hands.eval.metrics import pck_2d  # noqa: E402
 from hands.fit.landmarker import HandDetector  # noqa: E402
 from hands.fit.mano_fit import FitConfig  # noqa: E402
 from hands.fit.pipeline import HandFitter  # noqa: E402
 from hands.io.atomic import atomic_write_bytes  # noqa: E402
-from hands.io.frames import IMAGE_SUFFIXES, natural_key  # noqa: E402
+from hands.io.frames import image_files  # noqa: E402
 from hands.mano.joints import convert_joints  # noqa: E402
 
 
-def labels_of(path: Path, order: str) -> np.ndarray:
+def labels_of(annotation: OneShotAnnotation, order: str) -> np.ndarray:
     """The (21, 2) labelled keypoints of an annotation in the canonical order."""
-    joint_img = read_oneshot_annotation(path).joint_img[:, :2]
+    joint_img = annotation.joint_img[:, :2]
     if order == "canonical":
         return joint_img
     return convert_joints(joint_img[np.argsort(GT_ORDER_FROM_MANO)], "mano", "canonical")
@@ -55,19 +55,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="also write the report as JSON")
     args = parser.parse_args(argv)
     root = Path(args.root)
-    images = sorted((p for p in (root / "img").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+    images = image_files(root / "img") if (root / "img").is_dir() else []
     if not images:
         parser.exit(2, f"error: no images in {root / 'img'}\n")
     fitter = HandFitter(HandDetector(args.landmarker), FitConfig())
     rows = []
     try:
         for path in images:
-            labels = labels_of(root / "anno" / f"{path.stem}.pkl", args.joint_order)
+            annotation = read_oneshot_annotation(root / "anno" / f"{path.stem}.pkl")
+            labels = labels_of(annotation, args.joint_order)
             image = read_image(path)
             detections = fitter.detector.detect(image)
             row: dict = {"image": path.name, "hands": len(detections)}
             if detections:
-                K = read_oneshot_annotation(root / "anno" / f"{path.stem}.pkl").intrinsics if args.annotation_camera else None
+                K = annotation.intrinsics if args.annotation_camera else None
                 fit = fitter.fit_detections(detections[:1], fitter.intrinsics(image.shape[:2], K))[0]
                 row.update({"side": fit.side, "detector": scores(detections[0].keypoints, labels),
                             "fit": scores(fit.projected, labels)})

@@ -44,10 +44,11 @@ def main(argv: list[str] | None = None) -> Path:
     lines = []
     try:
         for photo in photos:
-            fits = fitter.fit_image(read_image(photo))
+            image = read_image(photo)
+            fits = fitter.fit_image(image)
             if not fits:
                 raise NoHandError(f"{photo}: no hand found")
-            rgb, mesh_image, mask, prompt = modality_sample(fits, faces, read_image(photo), args.size, args.scale)
+            rgb, mesh_image, mask, prompt = modality_sample(fits, faces, image, args.size, args.scale)
             lines.append(write_modality_sample(out, photo.stem, rgb, mesh_image, mask, prompt, args.overwrite))
             log.info("%s: %s -> %r", photo, ", ".join(f"{f.side} ({f.reprojection_error:.1f} px)" for f in fits), prompt)
     except (NoHandError, OSError, ValueError) as error:

@@ -8,7 +8,7 @@ from pathlib import Path
 from hands.fit.landmarker import HandDetector
 from hands.fit.mano_fit import FitConfig
 from hands.fit.pipeline import HandFitter
-from hands.io.frames import IMAGE_SUFFIXES, natural_key
+from hands.io.frames import image_files
 from hands.utils.device import resolve_device
 
 
@@ -28,7 +28,7 @@ def photo_paths(inputs: list[str]) -> list[Path]:
     paths = []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted((p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+            paths += image_files(item)
         elif item.is_file():
             paths.append(item)
         else:

@@ -88,10 +88,6 @@ class DetectedHand:
     side: str
     score: float
 
-    def box(self) -> np.ndarray:
-        """(x0, y0, x1, y1) pixel bounds of the keypoints."""
-        return np.concatenate([self.keypoints.min(0), self.keypoints.max(0)])
-
     def mirrored(self, width: int) -> "DetectedHand":
         """The same detection in the image flipped left-right (width pixels): the other hand, x -> W - 1 - x."""
         keypoints = self.keypoints.copy()

@@ -189,8 +189,9 @@ def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor |
     shift = keypoints.new_zeros(B, 3, requires_grad=True)  # translation change in units of the initial depth
 
     def objective(with_silhouette: bool = False) -> Tensor:
-        output = layer(global_orient=orient, hand_pose=prior.pose(coefficients), betas=betas.expand(B, -1),
-                       transl=transl0 + shift * depth0, joints_only=config.joints_only and not with_silhouette)
+        hand_pose, transl = prior.pose(coefficients), transl0 + shift * depth0
+        output = layer(global_orient=orient, hand_pose=hand_pose, betas=betas.expand(B, -1), transl=transl,
+                       joints_only=config.joints_only and not with_silhouette)
         loss = fitting_loss(output.joints, output.full_pose[:, 3:], keypoints, K, size, landmarks, coefficients,
                             betas, prior, layer.side, config)
         if with_silhouette:
@@ -199,8 +200,7 @@ def fit_mano(layer: ManoLayer, keypoints: Tensor, K: Tensor, landmarks: Tensor |
             loss = loss + config.silhouette_weight * (1 - soft_iou(drawn, goal)).sum()
         if sequence and B > 1:
             change = lambda x: ((x[1:] - x[:-1]) ** 2).sum(-1).sum()  # noqa: E731
-            loss = loss + config.temporal_weight * (change(orient) + change(prior.pose(coefficients)) +
-                                                    change((transl0 + shift * depth0) * 10))
+            loss = loss + config.temporal_weight * (change(orient) + change(hand_pose) + change(transl * 10))
         return loss
 
     minimise(objective, [orient, shift], config.rigid_steps, config)  # place the mean hand first

@@ -60,8 +60,7 @@ class HandFitter:
 
     def fit_image(self, image: np.ndarray, K: np.ndarray | None = None) -> list[HandFit]:
         """Every hand in an RGB uint8 image (H, W, 3); K (3,3) defaults to `default_intrinsics`."""
-        detections = self.detector.detect(image)
-        return self.fit_detections(detections, self.intrinsics(image.shape[:2], K)) if detections else []
+        return self.fit_detections(self.detector.detect(image), self.intrinsics(image.shape[:2], K))
 
     def fit_frames(self, frames: list[np.ndarray], K: np.ndarray | None = None, smooth: bool = True) -> list[list[HandFit]]:
         """Hands of consecutive video frames; with `smooth`, each side is fitted as one hand over the frames (one
@@ -76,10 +75,8 @@ class HandFitter:
                 kept.setdefault(hand.side, hand)
             per_frame.append(list(kept.values()))
         if not smooth:
-            return [self.fit_detections(hands, K) if hands else [] for hands in per_frame]
+            return [self.fit_detections(hands, K) for hands in per_frame]
         flat = [(t, hand) for t, hands in enumerate(per_frame) for hand in hands]
-        if not flat:
-            return [[] for _ in frames]
         fits = self.fit_detections([hand for _, hand in flat], K, sequence=True)
         result: list[list[HandFit]] = [[] for _ in frames]
         for (t, _), fit in zip(flat, fits):

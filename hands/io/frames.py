@@ -19,6 +19,11 @@ def natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The images (by suffix) directly in a folder, in natural order."""
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+
+
 def source_kind(inputs: str | None) -> str:
     """"image", "folder", "video" or "webcam" (no inputs) for a path given on the command line."""
     if not inputs:
@@ -39,7 +44,7 @@ def read_frames(mode: str, inputs: str | None, cam_id: int = 0, max_frames: int 
         folder = Path(inputs)
         if not folder.is_dir():
             raise FileNotFoundError(f"--inputs {folder} is not a folder")
-        files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+        files = image_files(folder)
         if not files:
             raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
         for path in files[:limit]:
