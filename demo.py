@@ -84,6 +84,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--smooth_coeff", type=float, default=4.0, help="One-Euro min cutoff of the pose filters")
     parser.add_argument("--save_mesh", action="store_true", help="also write each hand as .obj")
     parser.add_argument("--threshold", type=float, default=0.35, help="centre-map detection threshold")
+    parser.add_argument("--phantom_guard", action="store_true",
+                        help="ACR: drop sides without part-segmentation support (not in the release; docs/deviations.md)")
+    parser.add_argument("--placement", default="pnp", choices=["pnp", "closed_form"],
+                        help="ACR: mesh translation by the release's RANSAC PnP or the exact weak-perspective match")
+    parser.add_argument("--pad_value", type=int, default=255, help="ACR: letterbox padding (the release's 255 = white)")
     parser.add_argument("--cam_id", type=int, default=0)
     parser.add_argument("--max_frames", type=int, default=0, help="stop after this many frames (0: all; webcam: 300)")
     parser.add_argument("--landmarker", default=None, help="fit: HandLandmarker .task (default checkpoints/mediapipe/)")
@@ -133,6 +138,7 @@ def run_acr(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
         mode=args.demo_mode, inputs=args.inputs, out=args.out, checkpoint=args.checkpoint, temporal=args.temporal_optimization,
         smooth_coeff=args.smooth_coeff, save_mesh=args.save_mesh, overwrite=args.overwrite,
         device=str(resolve_device(args.device)), mano_dir=args.mano_dir, threshold=args.threshold, cam_id=args.cam_id,
+        phantom_guard=args.phantom_guard, placement=args.placement, pad_value=args.pad_value,
         max_frames=args.max_frames or (300 if args.demo_mode == "webcam" else 0))
     try:
         return run_demo(options)

@@ -19,16 +19,16 @@ import dataclasses
 import json
 import logging
 import os
+import typing
 from pathlib import Path
 
 from tqdm import tqdm
 
 from hands.attentionhand.components import load_parts
 from hands.attentionhand.data import ModalitiesError, read_modalities, read_prompt
-from hands.attentionhand.pipeline import SamplingConfig, build_pipeline, sample_images
+from hands.attentionhand.pipeline import SamplingConfig, build_pipeline, read_mesh_hint, sample_images
 from hands.config import save_config
 from hands.data.exports import encode_image
-from hands.data.interhand.dataset import read_image
 from hands.io.atomic import OutputExistsError, atomic_directory, atomic_write_bytes, check_writable
 from hands.utils.device import resolve_device
 
@@ -58,11 +58,15 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, InferenceCon
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--skip_existing", action="store_true", help="skip samples whose images all exist")
     parser.add_argument("--export_controlnet", help="also save the ControlNet (save_pretrained) to this folder")
+    hints = typing.get_type_hints(SamplingConfig)
     for item in dataclasses.fields(SamplingConfig):
-        if item.type in ("bool", bool):
+        kind = hints[item.name]
+        if kind is bool:
             parser.add_argument(f"--{item.name}", action="store_true", help="(flag)")
+        elif typing.get_origin(kind) is typing.Literal:
+            parser.add_argument(f"--{item.name}", choices=typing.get_args(kind), default=item.default,
+                                help=f"default: {item.default!r}")
         else:
-            kind = {"int": int, "float": float, "str": str}[str(item.type)]
             parser.add_argument(f"--{item.name}", type=kind, default=item.default, help=f"default: {item.default!r}")
     args = parser.parse_args(argv)
     sampling = SamplingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingConfig)})
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> Path:
     log.info("sampling %d image(s) for each of %d sample(s) into %s", count, len(todo), out)
     records = []
     for entry, prompt in tqdm(todo, desc="attentionhand", unit="sample"):
-        images, record = sample_images(parts, read_image(entry.mesh), prompt, config.sampling, pipeline)
+        images, record = sample_images(parts, read_mesh_hint(entry.mesh), prompt, config.sampling, pipeline)
         for path, image in zip(targets[entry.file_id], images):
             atomic_write_bytes(path, encode_image(image, ".png"), overwrite=True)
         records.append(json.dumps({"id": entry.file_id, "mesh": str(entry.mesh), "images": [p.name for p in targets[entry.file_id]],

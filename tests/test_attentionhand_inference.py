@@ -9,7 +9,15 @@ import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
 from hands.attentionhand.components import load_parts
-from hands.attentionhand.pipeline import SamplingConfig, build_pipeline, control_image, sample_images
+from hands.attentionhand.pipeline import (
+    SamplingConfig,
+    build_pipeline,
+    control_image,
+    full_prompt,
+    quantise_images,
+    read_mesh_hint,
+    sample_images,
+)
 from inference import main as inference
 from tests.conftest import fixture_path
 from train import main as train
@@ -29,7 +37,8 @@ def test_inference_on_released_samples(tiny_sd, tmp_path):
     assert first.shape == (64, 64, 3)
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ids and records[0]["seed"] == 42
-    assert records[0]["prompt"] == "The woman is holding a pink umbrella with her hand."
+    assert records[0]["prompt"] == "The woman is holding a pink umbrella with her hand., "  # the release's string
+    assert records[0]["noise_device"] == "cpu"
     assert (out / "config.yaml").is_file()
     with pytest.raises(SystemExit, match="already exists"):  # never overwrites
         inference(args)
@@ -47,8 +56,9 @@ def test_inference_on_released_samples(tiny_sd, tmp_path):
     pipeline = StableDiffusionControlNetPipeline(
         vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=parts.unet, controlnet=exported,
         scheduler=parts.sampling_scheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    mesh = cv2.cvtColor(cv2.imread(str(samples.parent / "mesh" / "000000000036.jpg")), cv2.COLOR_BGR2RGB)
-    ours, _ = sample_images(parts, mesh, records[0]["prompt"], SamplingConfig(steps=2, num_samples=2, image_size=64))
+    mesh = read_mesh_hint(samples.parent / "mesh" / "000000000036.jpg")
+    ours, _ = sample_images(parts, mesh, "The woman is holding a pink umbrella with her hand.",
+                            SamplingConfig(steps=2, num_samples=2, image_size=64))
     theirs = pipeline(records[0]["prompt"], image=control_image(mesh, 64), num_inference_steps=2, guidance_scale=9.0,
                       num_images_per_prompt=2, height=64, width=64, output_type="np",
                       generator=torch.Generator().manual_seed(42)).images
@@ -106,3 +116,53 @@ def test_train_script_checkpoints_resumes_and_exports(tiny_sd, attentionhand_mod
     key = "controlnet.controlnet_mid_block.weight"
     assert not torch.equal(resumed["state_dict"][key], checkpoint["state_dict"][key])
     torch.testing.assert_close(checkpoint["state_dict"][key], trained.controlnet_mid_block.weight)
+
+
+def test_release_prompt_quantisation_and_hint(tmp_path):
+    """Facts of the release's inference.py: the prompt string, truncation to uint8, the grey hint's resizes."""
+    assert full_prompt("a hand", "") == "a hand, " and full_prompt("a hand", "best quality") == "a hand, best quality"
+    decoded = torch.tensor([-1.2, -1.0, -0.999, 0.0, 0.5, 0.999, 1.0, 1.3]).view(1, 1, 1, 8).repeat(1, 3, 1, 1)
+    (image,) = quantise_images(decoded.permute(0, 1, 3, 2))
+    assert image[:, 0, 0].tolist() == [0, 0, 0, 127, 191, 254, 255, 255]  # 127.5 -> 127, 254.87 -> 254: truncated
+
+    rng = np.random.default_rng(0)
+    mesh = (rng.random((300, 200)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "mesh.png"), np.stack([mesh, mesh // 2, 255 - mesh], -1))
+    grey = read_mesh_hint(tmp_path / "mesh.png")
+    expected_grey = cv2.resize(cv2.imread(str(tmp_path / "mesh.png"), cv2.IMREAD_GRAYSCALE), (512, 512),
+                               interpolation=cv2.INTER_LINEAR)
+    assert grey.shape == (512, 512) and np.array_equal(grey, expected_grey)
+    for size, interpolation in ((128, cv2.INTER_AREA), (512, cv2.INTER_AREA), (640, cv2.INTER_LANCZOS4)):
+        hint = control_image(grey, size)
+        expected = cv2.resize(grey, (size, size), interpolation=interpolation)
+        assert hint.shape == (1, 3, size, size)
+        assert torch.equal(hint[0, 1], torch.from_numpy(expected).float() / 255)
+    assert torch.equal(control_image(grey, 512)[0, 0], torch.from_numpy(grey).float() / 255)  # 512: unchanged
+    with pytest.raises(ValueError, match="multiple of 64"):
+        control_image(grey, 100)
+
+
+def test_initial_noise_is_drawn_on_the_sampling_device_after_seeding(tiny_sd):
+    """The release seeds and then draws torch.randn on the model's device; with the CPU model that is the CPU
+    stream of the seed, and the record says where the noise came from."""
+    parts, _, _ = tiny_sd
+    mesh = np.zeros((64, 64), np.uint8)
+    mesh[16:48, 20:44] = 200
+    seen = {}
+    unet_forward = parts.unet.forward
+
+    def recording(sample, *args, **kwargs):
+        seen.setdefault("x_T", sample[:1].clone())  # the first call sees [uncond; cond] of x_T
+        return unet_forward(sample, *args, **kwargs)
+
+    parts.unet.forward = recording
+    try:
+        _, record = sample_images(parts, mesh, "a hand", SamplingConfig(steps=2, num_samples=1, image_size=64, seed=7))
+    finally:
+        parts.unet.forward = unet_forward
+    torch.manual_seed(7)
+    expected = torch.randn(1, parts.unet.config.in_channels, 8, 8)
+    torch.testing.assert_close(seen["x_T"], expected * parts.sampling_scheduler().init_noise_sigma)
+    assert record["noise_device"] == "cpu" and record["seed"] == 7 and record["prompt"] == "a hand, "
+    with pytest.raises(ValueError, match="noise_device"):
+        SamplingConfig(noise_device="gpu")

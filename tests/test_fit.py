@@ -13,7 +13,8 @@ from hands.data.ohta_oneshot import read_oneshot_annotation
 from hands.eval.alignment import procrustes_align
 from hands.eval.metrics import pck_2d
 from hands.fit.landmarker import BUNDLE_MEMBERS, HandDetector, LandmarkerUnavailableError, build_task_bundle, default_task_path
-from hands.fit.mano_fit import FitConfig, fit_mano, project, solve_translation
+from hands.fit.mano_fit import FitConfig, fit_mano, project
+from hands.geometry.pnp import solve_translation
 from hands.io.atomic import OutputExistsError
 from hands.mano import build_mano
 from hands.mano.limits import clamp_to_limits, limit_excess, sample_hand_poses

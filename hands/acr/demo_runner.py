@@ -18,10 +18,9 @@ from tqdm import tqdm
 
 from hands.acr.checkpoint import CheckpointError, load_official_checkpoint
 from hands.acr.model import ACRNet, ACRNetConfig
-from hands.acr.postprocess import HandDetection, PostprocessConfig
+from hands.acr.postprocess import HandDetection, PostprocessConfig, input_intrinsics, place_hand
 from hands.acr.predictor import ACRPredictor, Letterbox
 from hands.acr.smoothing import HandSmoother
-from hands.geometry.cameras import WeakPerspectiveCamera
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
 from hands.io.frames import read_frames
 from hands.io.mesh import save_obj
@@ -44,6 +43,9 @@ class DemoOptions:
     device: str = "cpu"
     mano_dir: str | None = None
     threshold: float = 0.35
+    phantom_guard: bool = False
+    placement: str = "pnp"
+    pad_value: int = 255
     cam_id: int = 0
     max_frames: int = 0
     input_size: int = 512
@@ -71,11 +73,11 @@ def load_acr_model(path: str | Path) -> ACRNet:
 
 
 def original_camera(box: Letterbox, focal: float) -> torch.Tensor:
-    """Intrinsics (3,3) in original-image pixels of the pinhole camera the hands were placed for."""
-    f_in = focal * box.input_size / 512
-    c_in = (box.input_size - 1) / 2
-    f = f_in / box.scale
-    cx, cy = (c_in + 0.5) / box.scale - 0.5 - box.offset
+    """Intrinsics (3,3) in original-image pixels of the pinhole camera the hands were placed for, with pixel
+    centres at integer coordinates (the renderer's convention; ACR's own coordinates are 0.5 px larger)."""
+    K = input_intrinsics(box.input_size, focal)
+    f = K[0, 0] / box.scale
+    cx, cy = box.to_original(K[:2, 2]) - 0.5
     return torch.tensor([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
 
 
@@ -93,7 +95,8 @@ def run_demo(options: DemoOptions) -> Path:
         model = load_acr_model(options.checkpoint)
     except CheckpointError as error:
         raise SystemExit(f"error: {error}") from None
-    config = PostprocessConfig(threshold=options.threshold)
+    config = PostprocessConfig(threshold=options.threshold, phantom_guard=options.phantom_guard,
+                               placement=options.placement, pad_value=options.pad_value)
     predictor = ACRPredictor(model, options.input_size, config, options.mano_dir, options.device)
     faces = {side: layer.faces for side, layer in predictor.layers.items()}
     smoothers = {side: HandSmoother(options.smooth_coeff) for side in ("right", "left")}
@@ -145,7 +148,7 @@ def smooth(hand: HandDetection, smoother: HandSmoother, predictor: ACRPredictor)
     root = out.joints[:, 9:10]
     hand.global_orient, hand.hand_pose, hand.betas = orient, pose, betas
     hand.vertices, hand.joints = (out.vertices - root)[0], (out.joints - root)[0]
-    weak = WeakPerspectiveCamera(hand.camera[:1].to(hand.joints), hand.camera[None, 1:3].to(hand.joints),
-                                 (predictor.input_size, predictor.input_size))
-    hand.joints_2d = weak.project(hand.joints[None])[0, :, :2]
+    camera = hand.camera.to(hand.joints)
+    hand.joints_2d = (camera[0] * hand.joints[:, :2] + camera[1:3] + 1) * (predictor.input_size / 2)
+    hand.translation = place_hand(camera, hand.joints, hand.joints_2d, predictor.input_size, predictor.config)
     return hand

@@ -1,22 +1,27 @@
 """From ACR's maps to hands: centre peaks, parameter sampling, the cross-hand prior, decoding and MANO.
 
 Per image at most one right and one left hand (ACR's design). A side is detected when its centre map's best
-local maximum (5 x 5 non-maximum suppression) exceeds `threshold` (0.35). Two guards against the "phantom
-second hand" users report on single-hand images (ACR issue #22): when both sides fire at (nearly) the same cell
-only the stronger one is kept, and a side needs part-segmentation support: enough pixels of its own 16 parts
-among the hand pixels around its centre.
+local maximum (5 x 5 non-maximum suppression) exceeds `threshold` (0.35): the release's rule, and the default.
+`phantom_guard` adds two checks against the "phantom second hand" users report on single-hand images (ACR issues
+#7, #22): when both sides fire at (nearly) the same cell only the stronger one is kept, and a side needs
+part-segmentation support: enough pixels of its own 16 parts among the hand pixels around its centre.
+Meshes are placed as the release places them: RANSAC PnP of the 3D joints onto their weak-perspective
+projection (`placement="pnp"`); `"closed_form"` is the exact pinhole match of the weak-perspective camera.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
 from hands.acr.model import ACRMaps
 from hands.geometry.cameras import WeakPerspectiveCamera
+from hands.geometry.pnp import solve_translation_pnp
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix
 from hands.mano.layer import ManoLayer
 from hands.mano.model_file import SIDES
@@ -34,13 +39,24 @@ class PostprocessConfig:
     nms_kernel: int = 5
     prior_max_distance: float = 32.0
     """The cross-hand prior is used only when the two centres are at most this many map cells apart."""
+    phantom_guard: bool = False
+    """Not in the release: drop a side without part-segmentation support, and the weaker of two sides peaking at
+    (nearly) the same cell (see docs/deviations.md)."""
     conflict_radius: float = 2.0
-    """Both sides peaking within this many cells of each other are one hand: keep the stronger side."""
+    """With phantom_guard: both sides peaking within this many cells of each other are one hand."""
     min_part_support: float = 0.25
-    """A side needs at least this share of its own parts among hand pixels within `support_radius` cells."""
+    """With phantom_guard: a side needs this share of its own parts among hand pixels within `support_radius`."""
     support_radius: int = 4
     focal: float = 1265.0
     """Focal length (pixels at 512) of the pinhole camera used to place the meshes for rendering (ACR's value)."""
+    placement: Literal["pnp", "closed_form"] = "pnp"
+    """How the mesh translation is found: the release's RANSAC PnP, or the exact weak-perspective match."""
+    pad_value: int = 255
+    """Value of the letterbox padding: the release's white (0 = black, not the release)."""
+
+    def __post_init__(self) -> None:
+        if self.placement not in ("pnp", "closed_form"):
+            raise ValueError(f"placement must be 'pnp' or 'closed_form', got {self.placement!r}")
 
 
 @dataclass
@@ -48,7 +64,8 @@ class HandDetection:
     """One detected hand in one image. Pose in the flat-hand convention, camera-aligned global orientation;
     vertices (778,3) and joints (21,3) in meters relative to the middle MCP; joints_2d (21,2) input pixels;
     camera = weak perspective (s, tx, ty); translation (3,) places the root-relative mesh for a pinhole camera
-    with `PostprocessConfig.focal` (scaled to the input size) and the principal point at the image centre."""
+    with `PostprocessConfig.focal` (scaled to the input size) and the principal point at the image centre. Pixels
+    follow the release: (normalised + 1) * size / 2, origin at the top-left corner of the first pixel."""
 
     batch_index: int
     side: str
@@ -100,11 +117,12 @@ def detect(maps: ACRMaps, config: PostprocessConfig) -> list[dict[str, tuple[flo
             score, y, x = (v[b].item() for v in peaks[side])
             if score <= config.threshold:
                 continue
-            support = part_support(maps.part_logits, b, side, (y, x), map_size, config.support_radius)
-            if support is not None and support < config.min_part_support:
-                continue
+            if config.phantom_guard:
+                support = part_support(maps.part_logits, b, side, (y, x), map_size, config.support_radius)
+                if support is not None and support < config.min_part_support:
+                    continue
             found[side] = (score, (int(y), int(x)))
-        if len(found) == 2:
+        if config.phantom_guard and len(found) == 2:
             (sr, (yr, xr)), (sl, (yl, xl)) = found["right"], found["left"]
             if ((yr - yl) ** 2 + (xr - xl) ** 2) ** 0.5 <= config.conflict_radius:
                 del found["left" if sr >= sl else "right"]
@@ -148,9 +166,28 @@ def decode(maps: ACRMaps, detections: list[dict], layers: dict[str, ManoLayer], 
         for side, vector in params.items():
             hand = {k: v[0] for k, v in decode_hand(vector[None], layers[side]).items()}
             camera, joints = hand["camera"], hand["joints"]
-            weak = WeakPerspectiveCamera(camera[:1], camera[None, 1:3], (image_size, image_size))
+            joints_2d = (hand["joints_2d"] + 1) * (image_size / 2)
             hands.append(HandDetection(
                 b, side, found[side][0], found[side][1], camera, hand["global_orient"], hand["hand_pose"], hand["betas"],
-                hand["vertices"], joints, weak.project(joints[None])[0, :, :2],
-                weak.to_perspective_translation(config.focal * image_size / 512)[0]))
+                hand["vertices"], joints, joints_2d, place_hand(camera, joints, joints_2d, image_size, config)))
     return hands
+
+
+def input_intrinsics(image_size: int, focal: float) -> np.ndarray:
+    """(3,3) pinhole intrinsics of the square network input in ACR's pixel convention: f = focal * size / 512,
+    principal point at size / 2 (the release's camK for 512)."""
+    f, c = focal * image_size / 512, image_size / 2
+    return np.array([[f, 0.0, c], [0.0, f, c], [0.0, 0.0, 1.0]])
+
+
+def place_hand(camera: Tensor, joints: Tensor, joints_2d: Tensor, image_size: int, config: PostprocessConfig) -> Tensor:
+    """Translation (3,), meters, that puts the root-relative hand (joints (21,3)) in front of the input camera of
+    `input_intrinsics`: RANSAC PnP onto joints_2d (21,2, input pixels) as the release does, or the closed-form
+    weak-perspective match (also where PnP has fewer than 4 joints to use, where the release stops)."""
+    weak = WeakPerspectiveCamera(camera[:1], camera[None, 1:3], (image_size, image_size))
+    closed_form = weak.to_perspective_translation(config.focal * image_size / 512)[0]
+    if config.placement == "closed_form":
+        return closed_form
+    t = solve_translation_pnp(joints.detach().float().cpu().numpy(), joints_2d.detach().float().cpu().numpy(),
+                              input_intrinsics(image_size, config.focal))
+    return closed_form if t is None else torch.as_tensor(t, dtype=joints.dtype, device=joints.device)

@@ -43,6 +43,9 @@ class TextAttentionConfig:
     """σ of the 3x3 Gaussian applied to each token's map (0 turns smoothing off)."""
     level: int = 2
     """UNet level whose cross-attention is read: 2 = a quarter of the latent size (16x16 at 512²)."""
+    hand_words: str = "project"
+    """Which tokens are excited: project (a hand vocabulary; no update without a hand word) or release (hand,
+    hands, gesture, finger, fingers and -ing verbs in the first 75 characters, else the first word)."""
 
 
 class StopForward(Exception):

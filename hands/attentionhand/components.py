@@ -18,7 +18,7 @@ import torch
 from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from hands.attentionhand.tokenizer import MAX_LENGTH, clip_tokenizer
+from hands.attentionhand.tokenizer import MAX_LENGTH, clip_tokenizer, fix_prompt
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,7 @@ def load_parts(source: str | Path, controlnet: str | Path | None = None, archite
 @torch.no_grad()
 def encode_prompts(parts: StableDiffusionParts, prompts: list[str]) -> torch.Tensor:
     """CLIP last hidden states of prompts padded to 77 tokens: (B, 77, D)."""
+    prompts = [fix_prompt(prompt) for prompt in prompts]
     ids = parts.tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
     return parts.text_encoder(ids.to(parts.text_encoder.device))[0]
 

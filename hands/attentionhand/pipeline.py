@@ -1,7 +1,9 @@
 """Sampling hand images from a mesh image and a prompt (the release's inference, on diffusers).
 
-The released inference is a ControlNet pass: the mesh render read as grey, resized to 512², DDIM with 20 steps,
-η = 0, classifier-free guidance 9 against an empty prompt, control strength 1 on both halves, 4 samples, seed 42.
+The released inference is a ControlNet pass: the mesh render decoded as grey, resized to 512² (bilinear) and
+then to the sampling size (area; Lanczos above 512), the prompt `prompt + ', ' + added_prompt`, the initial noise
+drawn on the sampling device right after seeding, DDIM with 20 steps, η = 0, classifier-free guidance 9 against an
+empty prompt, control strength 1 on both halves, 4 samples, seed 42, and the decoded images truncated to uint8.
 `AttentionGuidance` optionally adds the text attention stage at sampling time (Attend-and-Excite's per-step
 latent update on the hand tokens for the first steps), which the release does only in training.
 """
@@ -9,6 +11,8 @@ latent update on the hand tokens for the first steps), which the release does on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -40,6 +44,38 @@ class SamplingConfig:
     """Update the latent towards the hand tokens' attention during the first `guidance_steps` steps."""
     guidance_steps: int = 10
     guidance_step_size: float = 20.0
+    noise_device: Literal["sampling", "cpu"] = "sampling"
+    """Where the initial noise is drawn: on the sampling device as the release does (a CUDA seed then gives the
+    release's noise), or on the CPU (the same images from one seed on every device; not the release)."""
+
+    def __post_init__(self) -> None:
+        if self.noise_device not in ("sampling", "cpu"):
+            raise ValueError(f"noise_device must be 'sampling' or 'cpu', got {self.noise_device!r}")
+
+
+HINT_SIZE = 512
+"""The release resizes every mesh image to 512² before its own resize to the sampling size."""
+
+
+def read_mesh_hint(path: str | Path) -> np.ndarray:
+    """The mesh image as the release reads it: decoded straight to grey (cv2.IMREAD_GRAYSCALE) and resized to
+    512² bilinearly: (512, 512) uint8."""
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        raise FileNotFoundError(f"cannot read the mesh image {path}")
+    return cv2.resize(grey, (HINT_SIZE, HINT_SIZE))
+
+
+def full_prompt(prompt: str, added_prompt: str) -> str:
+    """The prompt the release encodes: `prompt + ', ' + added_prompt`, also when the added prompt is empty."""
+    return f"{prompt}, {added_prompt}"
+
+
+def quantise_images(decoded: torch.Tensor) -> list[np.ndarray]:
+    """VAE output (B, 3, H, W) in [-1, 1] -> uint8 RGB images (H, W, 3), truncated as the release does
+    (x * 127.5 + 127.5, clipped to [0, 255], then cast)."""
+    values = (decoded.float().permute(0, 2, 3, 1) * 127.5 + 127.5).cpu().numpy().clip(0, 255)
+    return list(values.astype(np.uint8))
 
 
 def build_pipeline(parts: StableDiffusionParts) -> StableDiffusionControlNetPipeline:
@@ -50,10 +86,18 @@ def build_pipeline(parts: StableDiffusionParts) -> StableDiffusionControlNetPipe
         requires_safety_checker=False)
 
 
-def control_image(mesh_rgb: np.ndarray, size: int) -> torch.Tensor:
-    """The hint as the release builds it: the mesh render in grey, resized to size², three channels in [0, 1]:
-    (1, 3, size, size)."""
-    grey = cv2.resize(cv2.cvtColor(mesh_rgb, cv2.COLOR_RGB2GRAY), (size, size), interpolation=cv2.INTER_LINEAR)
+def control_image(mesh: np.ndarray, size: int) -> torch.Tensor:
+    """The hint as the release builds it from a grey mesh image (H, W) (`read_mesh_hint`), or an RGB render
+    (H, W, 3) turned grey: resized to 512² bilinearly, then to size² (a multiple of 64) with area interpolation
+    (Lanczos when enlarging); three equal channels in [0, 1]: (1, 3, size, size)."""
+    grey = cv2.cvtColor(mesh, cv2.COLOR_RGB2GRAY) if mesh.ndim == 3 else mesh
+    if grey.shape != (HINT_SIZE, HINT_SIZE):
+        grey = cv2.resize(grey, (HINT_SIZE, HINT_SIZE))
+    side = int(np.round(size / 64.0)) * 64
+    if side != size:
+        raise ValueError(f"image_size must be a multiple of 64 (the release rounds it), got {size}")
+    interpolation = cv2.INTER_LANCZOS4 if size > HINT_SIZE else cv2.INTER_AREA
+    grey = cv2.resize(grey, (size, size), interpolation=interpolation)
     return torch.from_numpy(grey).float().div(255.0)[None, None].repeat(1, 3, 1, 1)
 
 
@@ -83,26 +127,30 @@ class AttentionGuidance:
 
 
 @torch.no_grad()
-def sample_images(parts: StableDiffusionParts, mesh_rgb: np.ndarray, prompt: str, config: SamplingConfig,
+def sample_images(parts: StableDiffusionParts, mesh: np.ndarray, prompt: str, config: SamplingConfig,
                   pipeline: StableDiffusionControlNetPipeline | None = None,
                   progress: bool = False) -> tuple[list[np.ndarray], dict]:
-    """`num_samples` uint8 RGB images (size², 3) for a mesh image (H, W, 3 uint8) and a prompt, and a record of
-    what made them (prompt, seed, settings, attention loss when guided)."""
+    """`num_samples` uint8 RGB images (size², 3) for a mesh image (grey (H, W) from `read_mesh_hint`, or an RGB
+    render (H, W, 3)) and a prompt, and a record of what made them (prompt, seed and noise device, settings,
+    attention loss when guided)."""
     pipeline = pipeline or build_pipeline(parts)
     pipeline.set_progress_bar_config(disable=not progress)
     device = parts.unet.device
-    full_prompt = f"{prompt}, {config.added_prompt}" if config.added_prompt else prompt
-    text = encode_prompts(parts, [full_prompt])
+    hint = control_image(mesh, config.image_size).to(device)
+    prompt = full_prompt(prompt, config.added_prompt)
+    text = encode_prompts(parts, [prompt])
     negative = encode_prompts(parts, [config.negative_prompt])
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    noise_device = device if config.noise_device == "sampling" else torch.device("cpu")
+    generator = torch.Generator(device=noise_device).manual_seed(config.seed)  # = the release's seed_everything
     latent_size = config.image_size // parts.vae_factor
     shape = (config.num_samples, parts.unet.config.in_channels, latent_size, latent_size)
-    latents = torch.randn(shape, generator=generator).to(device=device, dtype=parts.unet.dtype)
-    record = {"prompt": full_prompt, "seed": config.seed, "steps": config.steps, "guidance": config.guidance,
-              "control_scale": config.control_scale, "attention_guidance": config.attention_guidance}
+    latents = torch.randn(shape, generator=generator, device=noise_device).to(device=device, dtype=parts.unet.dtype)
+    record = {"prompt": prompt, "seed": config.seed, "noise_device": str(noise_device), "steps": config.steps,
+              "guidance": config.guidance, "control_scale": config.control_scale,
+              "attention_guidance": config.attention_guidance}
     callback = None
     if config.attention_guidance:
-        positions = hand_token_positions(parts.tokenizer, full_prompt)
+        positions = hand_token_positions(parts.tokenizer, prompt)
         record["hand_token_positions"] = positions
         if positions:
             callback = AttentionGuidance(parts, text, positions, config)
@@ -111,11 +159,11 @@ def sample_images(parts: StableDiffusionParts, mesh_rgb: np.ndarray, prompt: str
             latents = latents / pipeline.scheduler.init_noise_sigma
     output = pipeline(
         prompt_embeds=text.repeat(config.num_samples, 1, 1), negative_prompt_embeds=negative.repeat(config.num_samples, 1, 1),
-        image=control_image(mesh_rgb, config.image_size).to(device), height=config.image_size, width=config.image_size,
-        num_inference_steps=config.steps, guidance_scale=config.guidance, eta=config.eta,
-        controlnet_conditioning_scale=config.control_scale, latents=latents, output_type="np",
-        callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"])
+        image=hint, height=config.image_size, width=config.image_size, num_inference_steps=config.steps,
+        guidance_scale=config.guidance, eta=config.eta, controlnet_conditioning_scale=config.control_scale,
+        latents=latents, generator=generator, output_type="latent", callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents"])
     if callback is not None:
         record["attention_loss"] = [round(v, 5) for v in callback.losses]
-    images = [np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8) for image in output.images]
-    return images, record
+    decoded = parts.vae.decode(output.images / parts.latent_scale).sample
+    return quantise_images(decoded), record

@@ -5,8 +5,14 @@ otherwise they are built from the BPE list that `open_clip` ships (bpe_simple_vo
 OpenAI's tokenizer builds its vocabulary: 256 byte symbols, the same with `</w>`, 48,894 merges and the two
 special tokens (49,408 ids).
 
+Prompts are fixed with ftfy first (`fix_prompt`), as the release's transformers-4 CLIP tokenizer does when ftfy
+is installed (open_clip, one of its requirements, brings it): curly quotes, ligatures, full-width characters and
+HTML entities become what they stand for.
+
 The released AttentionHand code looked words up at the wrong CLIP positions. `word_token_positions` maps each
-word to the positions of all of its sub-word tokens (position 0 is the start token).
+word to the positions of all of its sub-word tokens (position 0 is the start token). Which words are the hand
+words: `hand_words="project"` (the default; a hand vocabulary, no update without one) or `"release"` (hand,
+hands, gesture, finger, fingers and every present participle among the first 75 characters, else the first word).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import gzip
 import json
 import re
 from pathlib import Path
+from typing import Literal
 
+import ftfy
 from transformers import CLIPTokenizer
 
 from hands.io.atomic import atomic_write_bytes
@@ -30,6 +38,30 @@ HAND_WORDS = frozenset({
     "grasp", "grab", "hold", "holding", "point", "pointing", "pinch", "pinching", "wave", "waving", "clap",
     "handshake", "glove", "index", "pinky", "ring", "middle",
 })
+
+
+HandWordRule = Literal["project", "release"]
+RELEASE_HAND_WORDS = frozenset({"hand", "hands", "gesture", "finger", "fingers"})
+RELEASE_PROMPT_CHARACTERS = 75
+"""The release tags only `prompt[:75]` (cldm/cldm.py _get_indices_to_alter)."""
+# Words in -ing that are not verb forms; the release's NLTK tagger (VBG) does not select them either.
+ING_NOUNS = frozenset({
+    "thing", "things", "something", "anything", "nothing", "everything", "morning", "evening", "ceiling", "clothing",
+    "sibling", "pudding", "wedding", "spring", "string", "sting", "sling", "swing", "wing", "ring", "king", "icing",
+    "awning", "offspring", "duckling", "building", "painting", "drawing", "lighting", "earring", "darling",
+})
+
+
+def fix_prompt(text: str) -> str:
+    """The text the release's CLIP tokenizer sees: ftfy.fix_text (e.g. ’ -> ', ﬁ -> fi, Ｈ -> H, &amp; -> &)."""
+    return ftfy.fix_text(text)
+
+
+def is_present_participle(word: str) -> bool:
+    """An offline stand-in for NLTK's VBG tag: a lower-case -ing word of at least five letters that is not a
+    common -ing noun (holding, waving, pointing; not thing, morning, ring)."""
+    word = re.sub(r"[^a-z]", "", word.lower())
+    return len(word) >= 5 and word.endswith("ing") and word not in ING_NOUNS
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -86,19 +118,34 @@ def word_token_positions(tokenizer: CLIPTokenizer, prompt: str) -> list[tuple[st
     """For each whitespace-separated word of the prompt, the CLIP sequence positions of its tokens (the start token
     is position 0). Words past the 77-token window get no positions."""
     positions, cursor = [], 1
-    for word in prompt.split():
+    for word in fix_prompt(prompt).split():
         count = len(tokenizer.tokenize(word))
         positions.append((word, [p for p in range(cursor, cursor + count) if p < MAX_LENGTH - 1]))
         cursor += count
     return positions
 
 
-def hand_token_positions(tokenizer: CLIPTokenizer, prompt: str) -> list[int]:
-    """CLIP positions of the tokens of the prompt's hand-related words, punctuation tokens left out (empty when
-    there are none)."""
+def is_release_hand_word(word: str) -> bool:
+    """The release's selection: one of hand, hands, gesture, finger, fingers, or a present participle."""
+    return re.sub(r"[^a-z]", "", word.lower()) in RELEASE_HAND_WORDS or is_present_participle(word)
+
+
+def hand_token_positions(tokenizer: CLIPTokenizer, prompt: str, rule: HandWordRule = "project") -> list[int]:
+    """CLIP positions of the tokens of the prompt's hand words, punctuation tokens left out. `rule="project"`:
+    the hand vocabulary, empty when there is none. `rule="release"`: the release's words among the first 75
+    characters, and the first word when there is none (the release then still optimises one token)."""
+    if rule not in ("project", "release"):
+        raise ValueError(f"hand word rule must be 'project' or 'release', got {rule!r}")
+    words = word_token_positions(tokenizer, prompt)
+    if rule == "release":
+        head = fix_prompt(prompt)[:RELEASE_PROMPT_CHARACTERS].split()
+        chosen = [i for i, (word, _) in enumerate(words[:len(head)]) if is_release_hand_word(head[i])]
+        chosen = chosen or [0][:len(words)]
+    else:
+        chosen = [i for i, (word, _) in enumerate(words) if is_hand_word(word)]
     positions = []
-    for word, places in word_token_positions(tokenizer, prompt):
-        if is_hand_word(word):
-            tokens = tokenizer.tokenize(word)
-            positions += [p for p, token in zip(places, tokens) if re.search(r"[a-z]", token.replace("</w>", ""))]
+    for i in chosen:
+        word, places = words[i]
+        tokens = tokenizer.tokenize(word)
+        positions += [p for p, token in zip(places, tokens) if re.search(r"[a-z]", token.replace("</w>", ""))]
     return positions

@@ -74,6 +74,8 @@ class AttentionHandModule(pl.LightningModule):
             raise ValueError(f"local_latent: expected local or global, got {config.local_latent!r}")
         if config.text_attention.mode not in ("paper", "fast", "off"):
             raise ValueError(f"text_attention.mode: expected paper, fast or off, got {config.text_attention.mode!r}")
+        if config.text_attention.hand_words not in ("project", "release"):
+            raise ValueError(f"text_attention.hand_words: expected project or release, got {config.text_attention.hand_words!r}")
         self.config = config
         self.parts = (parts or load_parts(config.base, config.controlnet, config.architecture)).freeze()
         self.controlnet = self.parts.controlnet
@@ -117,7 +119,7 @@ class AttentionHandModule(pl.LightningModule):
         noisy = inputs["noisy"]
         if config.mode == "off":
             return noisy
-        positions = [hand_token_positions(self.parts.tokenizer, prompt) for prompt in prompts]
+        positions = [hand_token_positions(self.parts.tokenizer, prompt, config.hand_words) for prompt in prompts]
         timesteps, text = inputs["timesteps"], inputs["text"]
         branches = noisy.shape[0]
         if config.mode == "fast":  # all branches in one pass

@@ -27,6 +27,7 @@ from torchvision.ops import roi_align
 
 from hands.eval.alignment import similarity_transform
 from hands.geometry.cameras import PerspectiveCamera
+from hands.geometry.pnp import solve_translation
 from hands.geometry.rotations import matrix_to_axis_angle
 from hands.mano.layer import ManoLayer
 from hands.mano.limits import limit_excess
@@ -115,19 +116,6 @@ def project(points: Tensor, K: Tensor) -> Tensor:
     """Camera-frame points (B,N,3) -> pixels (B,N,2) with intrinsics (B,3,3)."""
     uv = points[..., :2] / points[..., 2:].clamp_min(1e-4)
     return uv * torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None] + K[:, None, :2, 2]
-
-
-def solve_translation(joints: Tensor, keypoints: Tensor, K: Tensor) -> Tensor:
-    """Translation (B,3) minimising the algebraic projection error of joints (B,N,3) + t onto keypoints (B,N,2)."""
-    f = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]  # (B,1,2)
-    centred = keypoints - K[:, None, :2, 2]  # u - c
-    B, N = joints.shape[:2]
-    A = joints.new_zeros(B, N, 2, 3)
-    A[..., 0, 0], A[..., 1, 1] = f[..., 0], f[..., 1]
-    A[..., :, 2] = -centred
-    b = centred * joints[..., 2:] - f * joints[..., :2]
-    solution = torch.linalg.lstsq(A.reshape(B, 2 * N, 3), b.reshape(B, 2 * N, 1)).solution[..., 0]
-    return solution
 
 
 class PosePrior:
