@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -57,3 +58,23 @@ def test_exported_training_data(synthetic_root, tmp_path):
     mesh = read_image(data.entries[1].mesh)
     derived = hand_box_from_mesh(mesh)
     assert np.abs(np.array(derived) - np.array(stored)).max() <= 2
+
+
+def test_release_local_box_merges_the_first_two_contours():
+    """datasets.py bounding_box: threshold the 512² mesh image at 127, merge the boxes of the first two external
+    contours; a third blob is left out (all_pixels keeps it)."""
+    mesh = np.zeros((256, 256, 3), np.uint8)
+    mesh[20:60, 30:70] = 200     # three separate blobs
+    mesh[100:140, 150:200] = 200
+    mesh[200:230, 10:40] = 200
+    small = cv2.resize(cv2.cvtColor(mesh, cv2.COLOR_RGB2GRAY), (512, 512))
+    contours, _ = cv2.findContours((small > 127).astype(np.uint8) * 255, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    rects = [cv2.boundingRect(c) for c in contours[:2]]
+    x0, y0 = min(r[0] for r in rects), min(r[1] for r in rects)
+    x1, y1 = max(r[0] + r[2] for r in rects), max(r[1] + r[3] for r in rects)
+    release = hand_box_from_mesh(mesh, rule="release")
+    np.testing.assert_allclose(release, np.array([x0, y0, x1 - x0, y1 - y0]) / 2)
+    assert len(contours) == 3 and release[2] * release[3] < 200 * 210  # one blob is dropped
+    assert hand_box_from_mesh(mesh, rule="all_pixels") == [10, 20, 190, 210]
+    with pytest.raises(ModalitiesError, match="no hand"):
+        hand_box_from_mesh(np.zeros((8, 8, 3), np.uint8), rule="release")

@@ -4,8 +4,10 @@ training samples built from them (global = the whole image, local = the hand box
 As in the release, paths inside the JSON lines are relative to the folder that holds the one with the file
 (`samples/modalities.json` lists `samples/mesh/...`), images are resized to S x S without keeping the aspect
 ratio, RGB goes to [-1, 1], the mesh image to [0, 1] and the local mesh crop is grey. Without a `bbox`, the hand
-box is the tight box of the mesh render's pixels brighter than 127 (all of them; the release merged only its first
-two contours and crashed on none).
+box is found as the release finds it (`local_box="release"`): the mesh image resized to 512², its pixels brighter
+than 127, the bounding box of the first two external contours. `local_box="all_pixels"` takes the tight box of
+every such pixel of the original instead (a third blob, e.g. a finger seen apart, is kept). A mesh image with no
+such pixel is an error (the release crashed there).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -81,12 +84,31 @@ def read_prompt(path: str | Path) -> str:
     return lines[0].strip()
 
 
-def hand_box_from_mesh(mesh_rgb: np.ndarray, source: str | Path = "mesh image") -> list[int]:
-    """Tight [x, y, w, h] of the mesh render's pixels whose grey level exceeds 127."""
-    ys, xs = np.nonzero(cv2.cvtColor(mesh_rgb, cv2.COLOR_RGB2GRAY) > 127)
-    if len(xs) == 0:
-        raise ModalitiesError(f"{source}: no hand in the mesh image (no pixel brighter than 127)")
-    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+LocalBox = Literal["release", "all_pixels"]
+RELEASE_BOX_SIZE = 512
+
+
+def hand_box_from_mesh(mesh_rgb: np.ndarray, source: str | Path = "mesh image", rule: LocalBox = "all_pixels") -> list[float]:
+    """[x, y, w, h] (pixels of mesh_rgb) of the hand in a mesh render. all_pixels: the tight box of the pixels whose
+    grey level exceeds 127. release: the same threshold on the render resized to 512² (bilinear), the bounding box
+    of the first two external contours OpenCV finds (datasets.py bounding_box), scaled back to mesh_rgb's pixels."""
+    if rule not in ("release", "all_pixels"):
+        raise ValueError(f"local_box must be 'release' or 'all_pixels', got {rule!r}")
+    if rule == "all_pixels":
+        ys, xs = np.nonzero(cv2.cvtColor(mesh_rgb, cv2.COLOR_RGB2GRAY) > 127)
+        if len(xs) == 0:
+            raise ModalitiesError(f"{source}: no hand in the mesh image (no pixel brighter than 127)")
+        return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    small = cv2.resize(cv2.cvtColor(mesh_rgb, cv2.COLOR_RGB2GRAY), (RELEASE_BOX_SIZE, RELEASE_BOX_SIZE))
+    _, mask = cv2.threshold(small, 127, 255, cv2.THRESH_BINARY)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        raise ModalitiesError(f"{source}: no hand in the mesh image (no pixel brighter than 127 at 512x512)")
+    boxes = np.array([cv2.boundingRect(c) for c in contours[:2]])
+    x0, y0 = boxes[:, :2].min(0)
+    x1, y1 = (boxes[:, :2] + boxes[:, 2:]).max(0)
+    sx, sy = mesh_rgb.shape[1] / RELEASE_BOX_SIZE, mesh_rgb.shape[0] / RELEASE_BOX_SIZE
+    return [float(x0 * sx), float(y0 * sy), float((x1 - x0) * sx), float((y1 - y0) * sy)]
 
 
 def crop_box(image: np.ndarray, box: list[float], size: int) -> np.ndarray:
@@ -103,9 +125,9 @@ class ModalitiesDataset(Dataset):
     Item: mesh_global, mesh_local (3,S,S) in [0,1] (local crop grey), text (str), file_id (str), box (4,) and,
     with rgb, rgb_global and rgb_local (3,S,S) in [-1,1]."""
 
-    def __init__(self, path: str | Path, size: int = 512, require_rgb: bool = True) -> None:
+    def __init__(self, path: str | Path, size: int = 512, require_rgb: bool = True, local_box: LocalBox = "release") -> None:
         self.entries = read_modalities(path)
-        self.size = size
+        self.size, self.local_box = size, local_box
         if require_rgb:
             missing = [e.text.stem for e in self.entries if e.rgb is None]
             if missing:
@@ -117,7 +139,7 @@ class ModalitiesDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         entry, S = self.entries[index], self.size
         mesh = read_image(entry.mesh)
-        box = entry.bbox or hand_box_from_mesh(mesh, entry.mesh)
+        box = entry.bbox or hand_box_from_mesh(mesh, entry.mesh, self.local_box)
         grey_local = cv2.cvtColor(cv2.cvtColor(crop_box(mesh, box, S), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
         as_chw = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 255.0  # noqa: E731
         item = {"mesh_global": as_chw(cv2.resize(mesh, (S, S), interpolation=cv2.INTER_LINEAR)),

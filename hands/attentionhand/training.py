@@ -48,6 +48,9 @@ class AttentionHandTrainConfig:
     """Loss = (1 - w)·MSE_global + w·MSE_local; 0 trains the global branch only."""
     local_latent: str = "local"
     """Latent the local branch noises: local (the paper) or global (the released code's bug, for comparison)."""
+    local_box: str = "release"
+    """Hand box of the local branch without a bbox: release (first two contours of the 512² mesh image) or
+    all_pixels (every pixel brighter than 127)."""
     text_attention: TextAttentionConfig = field(default_factory=TextAttentionConfig)
     log_images_every: int = 100
     """Sample images from the first training batch every N steps into <output>/images (0: never)."""
@@ -74,6 +77,8 @@ class AttentionHandModule(pl.LightningModule):
             raise ValueError(f"local_latent: expected local or global, got {config.local_latent!r}")
         if config.text_attention.mode not in ("paper", "fast", "off"):
             raise ValueError(f"text_attention.mode: expected paper, fast or off, got {config.text_attention.mode!r}")
+        if config.local_box not in ("release", "all_pixels"):
+            raise ValueError(f"local_box: expected release or all_pixels, got {config.local_box!r}")
         if config.text_attention.hand_words not in ("project", "release"):
             raise ValueError(f"text_attention.hand_words: expected project or release, got {config.text_attention.hand_words!r}")
         self.config = config
@@ -89,7 +94,7 @@ class AttentionHandModule(pl.LightningModule):
         self.last_text_attention_loss: list[float] = []
 
     def datasets(self) -> ModalitiesDataset:
-        return ModalitiesDataset(self.config.data, self.config.image_size, require_rgb=True)
+        return ModalitiesDataset(self.config.data, self.config.image_size, require_rgb=True, local_box=self.config.local_box)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
