@@ -74,7 +74,9 @@ class CreateConfig:
     checkpoint: str | None = DEFAULT_PRIOR
     """The prior: the release's .tar or an avatar folder; null for a random one (smoke tests only)."""
     lpips_weights: str | None = None
-    """AlexNet weights for the LPIPS term (default checkpoints/metrics/); without them the fitting uses L1 only."""
+    """Backbone weights of the LPIPS term (default checkpoints/metrics/); without them the fitting uses L1 only."""
+    lpips_net: str = "vgg"
+    """LPIPS backbone of the texture fitting: vgg (the release, vgg16-397923af.pth) or alex (alexnet-owt-7be5be79.pth)."""
     mano_dir: str | None = None
     """Folder with MANO_RIGHT.pkl (default models/mano/ or $HANDS_MANO_DIR, else the built-in hand)."""
     device: str = "auto"
@@ -113,10 +115,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, CreateConfig
     return args, config
 
 
-def perceptual_loss(weights: str | None, device: torch.device):
-    """LPIPS on [-1, 1] images when its weights are present, else None (logged)."""
+def perceptual_loss(weights: str | None, device: torch.device, net: str = "vgg"):
+    """LPIPS on [-1, 1] images (one value per image) when its weights are present, else None (logged)."""
     try:
-        lpips = LPIPS(weights).to(device)
+        lpips = LPIPS(weights, net=net).to(device)
     except MissingWeightsError as error:
         log.warning("LPIPS term off: %s", error)
         return None
@@ -138,7 +140,7 @@ def text_to_input(avatar: HandAvatar, name: str, given: OneShotInput | None, pro
         view = framing_view(avatar, pose.to(device), torch.zeros(10, device=device), config.size or 256)
         view = ViewGeometry(view.K.cpu(), view.Th.cpu(), view.pose.cpu(), view.betas.cpu(), view.size)
     image, mask, _ = generate_input(avatar, view, prompt, config.text_input, device)
-    return OneShotInput(name, image, mask, view, annotation_for_view(view))
+    return OneShotInput(name, image, mask, view, annotation_for_view(view, config.creation.pose_offset))
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> Path:
         return run_tool(argv[0], argv[1:])
     args, config = parse_args(argv)
     device = resolve_device(config.device)
-    oneshot = read_oneshot_input(args.input, config.size) if args.input else None
+    oneshot = read_oneshot_input(args.input, config.size, config.creation.pose_offset) if args.input else None
     name = f"text_{re.sub(r'[^a-z0-9]+', '_', args.text.lower()).strip('_')[:48]}" if args.text else oneshot.name
     result_dir = check_writable(Path(args.out) / name, args.overwrite)
     model = load_mano_model("right", config.mano_dir)
@@ -166,8 +168,9 @@ def main(argv: list[str] | None = None) -> Path:
     log.info("creating %s at %dx%d on %s (%s)", oneshot.name, oneshot.view.size[1], oneshot.view.size[0], device,
              "edit" if args.edit else "inversion + texture fitting")
     start = time.perf_counter()
-    perceptual = perceptual_loss(config.lpips_weights, device)
-    result = create_avatar(avatar, oneshot.image, oneshot.mask, oneshot.view, config.creation, edit=args.edit,
+    perceptual = perceptual_loss(config.lpips_weights, device, config.lpips_net)
+    matte = oneshot.matte if oneshot.matte is not None else oneshot.mask
+    result = create_avatar(avatar, oneshot.image, matte, oneshot.view, config.creation, edit=args.edit,
                            perceptual=perceptual, progress=not args.quiet)
     seconds = time.perf_counter() - start
     log.info("created in %.1f s", seconds)

@@ -1,4 +1,9 @@
-"""The one-shot input of OHTA: `<root>/img/<name>.jpg`, `<root>/mask/<name>.png`, `<root>/anno/<name>.pkl`."""
+"""The one-shot input of OHTA: `<root>/img/<name>.jpg`, `<root>/mask/<name>.png`, `<root>/anno/<name>.pkl`.
+
+Read as the release reads it: the hand pose gets the release's +0.01 (`pose_offset`), and the camera places the
+hand with E·[Rh|Th] (the extrinsics and `Rh` folded into the global orientation and `Th`; identity in the
+release's examples); the annotation's 3D box bounds the rays.
+"""
 
 from __future__ import annotations
 
@@ -12,30 +17,35 @@ import torch
 from hands.data.exports import encode_image
 from hands.data.interhand.dataset import ImageReadError, read_image
 from hands.data.ohta_oneshot import OneShotAnnotation, read_oneshot_annotation, write_oneshot_annotation
+from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.io.atomic import atomic_write_bytes
-from hands.ohta.creation import ViewGeometry, scaled_view
+from hands.ohta.creation import RELEASE_POSE_OFFSET, ViewGeometry, scaled_view
 
 MASK_THRESHOLD = 150  # the release binarises masks at > 150
 
 
 @dataclass
 class OneShotInput:
-    """A loaded input: image (H, W, 3) uint8 RGB, hand mask (H, W) bool, the view (camera + pose) and the
-    annotation it came from."""
+    """A loaded input: image (H, W, 3) uint8 RGB, hand mask (H, W) bool, the mask as read (H, W) uint8 (the
+    release uses it as a soft matte), the view (camera + pose) and the annotation it came from."""
 
     name: str
     image: np.ndarray
     mask: np.ndarray
     view: ViewGeometry
     annotation: OneShotAnnotation
+    matte: np.ndarray | None = None
 
 
-def annotation_for_view(view: ViewGeometry) -> OneShotAnnotation:
-    """An annotation that places a hand as `view` does (camera, pose, shape, Th); the joint fields, which creation
-    does not read, are zeros and the crop box is the whole image."""
+def annotation_for_view(view: ViewGeometry, pose_offset: float = RELEASE_POSE_OFFSET) -> OneShotAnnotation:
+    """An annotation that places a hand as `view` does (camera, pose less the reading's `pose_offset`, shape,
+    Th), so that reading it back gives the view; the joint fields, which creation does not read, are zeros and
+    the crop box is the whole image."""
     zeros = lambda *shape: np.zeros(shape)  # noqa: E731
     H, W = view.size
-    return OneShotAnnotation(intrinsics=view.K.double().numpy(), poses=view.pose.double().numpy(),
+    poses = view.pose.double().numpy().copy()
+    poses[3:] -= pose_offset
+    return OneShotAnnotation(intrinsics=view.K.double().numpy(), poses=poses,
                              shape=view.betas.double().numpy(), Th=view.Th.double().numpy(), joints=zeros(21, 3),
                              tpose_joints=zeros(21, 3), bbox_min=zeros(3), bbox_max=zeros(3), joint_img=zeros(21, 2),
                              joint_cam=zeros(21, 3), joint_valid=np.ones((21, 1)), bbox2d=np.array([0.0, 0.0, W, H]))
@@ -59,27 +69,54 @@ def oneshot_paths(image_path: str | Path) -> tuple[Path, Path, Path]:
 
 
 
-def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """A hand mask (H, W) bool from a grey or colour PNG (any channel above the threshold), checked against the
-    image size (H, W)."""
+def read_matte(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """A hand mask as stored (H, W) uint8 from a grey or colour PNG (the largest channel), checked against the
+    image size (H, W); the hand is where it exceeds MASK_THRESHOLD."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"mask not found: {path} (the one-shot input needs <root>/mask/<name>.png)")
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise ImageReadError(f"could not decode mask {path} (corrupt or not an image)")
-    mask = mask.max(axis=2) if mask.ndim == 3 else mask
+    mask = mask[..., :3].max(axis=2) if mask.ndim == 3 else mask  # an alpha channel is not the hand
     if mask.shape != size:
         raise ImageReadError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]}, its image is {size[1]}x{size[0]}")
-    return mask > MASK_THRESHOLD
+    if mask.dtype != np.uint8:
+        mask = (mask.astype(np.float64) * (255.0 / np.iinfo(mask.dtype).max)).round().astype(np.uint8)
+    return mask
 
 
-def read_oneshot_input(image_path: str | Path, size: int | None = None) -> OneShotInput:
-    """Read an input, optionally resized to `size`² (the camera follows). The annotation's pose is in the
-    flat-hand convention with the global orientation in the camera frame; Th in decimetres."""
+def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """The hand mask (H, W) bool of a mask PNG (see `read_matte`)."""
+    return read_matte(path, size) > MASK_THRESHOLD
+
+
+def annotation_view(annotation: OneShotAnnotation, size: tuple[int, int], pose_offset: float = RELEASE_POSE_OFFSET) -> ViewGeometry:
+    """The view of an annotation for an image of `size` (H, W): the camera-frame hand is E·[Rh|Th] applied to the
+    posed hand (the release's apply_global_tfm_to_camera), which is folded here into the global orientation
+    (R_E·R(Rh)·R(orient)) and Th (R_E·Th + t_E, the extrinsics' translation in the annotation's decimetres); the
+    hand pose gets `pose_offset`; the annotation's box bounds the rays unless the fold rotates the hand's frame."""
+    E = np.asarray(annotation.extrinsics, dtype=np.float64)
+    turn = torch.from_numpy(E[:3, :3]) @ axis_angle_to_matrix(torch.from_numpy(np.asarray(annotation.Rh, np.float64)))
+    pose = torch.as_tensor(annotation.poses, dtype=torch.float64).clone()
+    pose[:3] = matrix_to_axis_angle(turn @ axis_angle_to_matrix(pose[:3]))
+    pose[3:] += pose_offset
+    Th = E[:3, :3] @ np.asarray(annotation.Th, np.float64) + E[:3, 3]
+    box = None
+    if torch.allclose(turn, torch.eye(3, dtype=torch.float64), atol=1e-9):
+        box = torch.as_tensor(np.stack([annotation.bbox_min, annotation.bbox_max]), dtype=torch.float32)
+    return ViewGeometry(torch.as_tensor(annotation.intrinsics, dtype=torch.float32), torch.as_tensor(Th, dtype=torch.float32),
+                        pose.float(), torch.as_tensor(annotation.shape, dtype=torch.float32), size, box)
+
+
+def read_oneshot_input(image_path: str | Path, size: int | None = None, pose_offset: float = RELEASE_POSE_OFFSET) -> OneShotInput:
+    """Read an input, optionally resized to `size`² (the camera follows; the mask bilinearly, as the release
+    resizes masks). The annotation's pose is in the flat-hand convention with the global orientation in the
+    camera frame; Th in decimetres; the view is `annotation_view`'s."""
     image_path, mask_path, anno_path = oneshot_paths(image_path)
     image = read_image(image_path)
-    mask = read_mask(mask_path, image.shape[:2])
+    matte = read_matte(mask_path, image.shape[:2])
+    mask = matte > MASK_THRESHOLD
     if not anno_path.is_file():
         raise FileNotFoundError(f"annotation not found: {anno_path} (the one-shot input needs <root>/anno/<name>.pkl; "
                                 "scripts/prepare.py ohta writes it for InterHand2.6M frames)")
@@ -87,14 +124,12 @@ def read_oneshot_input(image_path: str | Path, size: int | None = None) -> OneSh
     if not mask.any():
         raise ValueError(f"mask {mask_path} marks no hand pixel")
     H, W = image.shape[:2]
-    view = ViewGeometry(torch.as_tensor(annotation.intrinsics, dtype=torch.float32),
-                        torch.as_tensor(annotation.Th, dtype=torch.float32),
-                        torch.as_tensor(annotation.poses, dtype=torch.float32),
-                        torch.as_tensor(annotation.shape, dtype=torch.float32), (H, W))
+    view = annotation_view(annotation, (H, W), pose_offset)
     if size is not None and (H, W) != (size, size):
         if H != W:
             raise ValueError(f"{image_path}: {W}x{H} is not square; resize it or keep its size (size=null)")
         view = scaled_view(view, size / H)
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
-    return OneShotInput(image_path.stem, image, mask, view, annotation)
+        matte = cv2.resize(matte, (size, size), interpolation=cv2.INTER_LINEAR)
+        mask = matte > MASK_THRESHOLD
+    return OneShotInput(image_path.stem, image, mask, view, annotation, matte)

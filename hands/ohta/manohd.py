@@ -120,6 +120,7 @@ class ManoHD(torch.nn.Module):
                  skinning_weights: str | Path | np.ndarray | torch.Tensor | None = None, ohta_frame: bool = True,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
+        self.base = model  # the MANO model MANO-HD was made from (the release's reference views use it)
         self.model = hd = mano_hd_model(model, levels, smooth, skinning_weights)
         self.layer = ManoLayer(hd, pose_convention="flat", dtype=dtype)
         self.ohta_frame = ohta_frame

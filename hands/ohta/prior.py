@@ -34,6 +34,7 @@ from hands.geometry.winding import inside_mesh
 from hands.mano import load_mano_model
 from hands.ohta.avatar import HandAvatar
 from hands.ohta.checkpoint import load_avatar
+from hands.ohta.creation import RELEASE_POSE_OFFSET
 from hands.ohta.inputs import read_oneshot_input
 from hands.ohta.volume import VolumeConfig, render_pixels
 from hands.render.soft import soft_iou, soft_silhouette
@@ -52,6 +53,8 @@ class PriorTrainConfig:
     patches: int = 2
     hand_patch_ratio: float = 0.8
     """Chance that a patch is centred on the hand (else on the box around it)."""
+    pose_offset: float = RELEASE_POSE_OFFSET
+    """Added to every hand-pose value of the training poses, as the release does (interhand/train.py); 0: none."""
     lr: float = 5e-4
     lr_pairof: float = 5e-5
     """Rate of PairOF (its decoder; its encoders too with train_pairof_encoders)."""
@@ -125,8 +128,8 @@ class OneShotFolder(torch.utils.data.Dataset):
     """One-shot inputs of a folder as training samples: image (S, S, 3) float in [0, 1], mask (S, S) bool, K (3, 3),
     Th (3,) decimetres, pose (48,), betas (10,), identity (capture number)."""
 
-    def __init__(self, root: str | Path, size: int, identities: int) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, size: int, identities: int, pose_offset: float = RELEASE_POSE_OFFSET) -> None:
+        self.root, self.pose_offset = Path(root), pose_offset
         annotations = sorted((self.root / "anno").glob("*.pkl"))
         if not annotations:
             raise FileNotFoundError(f"no one-shot inputs in {self.root}/anno (make them with scripts/prepare.py ohta)")
@@ -156,7 +159,7 @@ class OneShotFolder(torch.utils.data.Dataset):
         return self.root / "img" / f"{name}.jpg"  # reported as missing by the reader
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        sample = read_oneshot_input(self._image_path(self.names[item]), self.size)
+        sample = read_oneshot_input(self._image_path(self.names[item]), self.size, self.pose_offset)
         view = sample.view
         return {"image": torch.from_numpy(sample.image).float() / 255.0, "mask": torch.from_numpy(sample.mask),
                 "K": view.K, "Th": view.Th, "pose": view.pose, "betas": view.betas,
@@ -218,7 +221,8 @@ class OHTAPriorModule(pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("lpips.")}
 
     def datasets(self) -> OneShotFolder:
-        return OneShotFolder(self.config.data, self.config.image_size, self.avatar.appearance.config.identities)
+        return OneShotFolder(self.config.data, self.config.image_size, self.avatar.appearance.config.identities,
+                             self.config.pose_offset)
 
     def configure_optimizers(self):
         pairof = [p for p in self.avatar.pairof.parameters() if p.requires_grad]

@@ -5,9 +5,10 @@ plus (1 - Σ w_i) times the background. Two ways to place the samples:
 - `band` (ours): the posed mesh is rasterized first and each ray is sampled only in a thin band around the mesh's
   front surface (pixels within a few pixels of the silhouette take the nearest covered depth; others are
   background). PairOF's surface follows the mesh, so the band holds the rendering at a fraction of the samples.
-- `dense` (the release): every ray that meets the posed mesh's box (± margin) gets uniform samples between its
-  entry and exit.
-Both jitter the samples within their bins when `perturb` is on (the release does this even at creation time).
+- `dense` (the release): every ray that meets the posed mesh's box (± margin) gets `dense_samples` depths from
+  its entry to its exit, both ends included (the release's linspace); with `perturb` each is jittered between the
+  midpoints around it (the release's stratified sampling).
+The band's samples sit at bin centres, or uniformly within their bins with `perturb`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import torch.nn.functional as F
 from hands.geometry.cameras import PerspectiveCamera
 from hands.ohta.avatar import HandAvatar, PosedAvatar
 from hands.render.rasterizer import rasterize
+
+RAY_BOX_MARGIN = 0.01
+"""Every ray box is widened by 0.01 dm when rays are cut with it (the release's camera_util.py rays_intersect_3d_bbox)."""
 
 
 @dataclass
@@ -37,7 +41,8 @@ class VolumeConfig:
     """Rays this close to the silhouette also get a band (PairOF's surface may reach past the mesh)."""
     dense_samples: int = 64
     box_margin: float = 0.02
-    """Margin of the dense mode's box around the posed vertices (the release: ±0.01 twice)."""
+    """Margin of the dense mode's box around the posed vertices when no box is given (the release's annotation
+    boxes are the vertices ±0.01, widened by another 0.01 when the rays are cut)."""
     perturb: bool = True
     chunk: int = 32768
     """Points evaluated at once."""
@@ -73,12 +78,37 @@ def sample_depths(near: torch.Tensor, far: torch.Tensor, count: int, perturb: bo
     return near[:, None] + (far - near)[:, None] * fraction
 
 
+def endpoint_depths(near: torch.Tensor, far: torch.Tensor, count: int, perturb: bool,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """count depths per ray (R, count) from near to far (R,) with both ends included (the release's linspace);
+    with `perturb`, each uniform between the midpoints to its neighbours (the ends between themselves and them)."""
+    t = torch.linspace(0.0, 1.0, count, device=near.device, dtype=near.dtype)
+    z = near[:, None] * (1 - t) + far[:, None] * t
+    if not perturb:
+        return z
+    mids = 0.5 * (z[:, 1:] + z[:, :-1])
+    upper, lower = torch.cat([mids, z[:, -1:]], dim=1), torch.cat([z[:, :1], mids], dim=1)
+    return lower + (upper - lower) * torch.rand(z.shape, generator=generator).to(z)
+
+
 def box_interval(origins: torch.Tensor, directions: torch.Tensor, low: torch.Tensor,
                  high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Entry and exit ray parameters (R,) of rays (R, 3) through an axis-aligned box; exit < entry when missed."""
     safe = torch.where(directions.abs() < 1e-9, torch.full_like(directions, 1e-9), directions)
     t0, t1 = (low - origins) / safe, (high - origins) / safe
     return torch.minimum(t0, t1).amax(dim=-1).clamp_min(0), torch.maximum(t0, t1).amin(dim=-1)
+
+
+def box_ray_mask(K: torch.Tensor, Th: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W) bool: the pixels whose rays meet the 3D box (2, 3) widened by RAY_BOX_MARGIN (release convention:
+    rays through integer pixel coordinates); K (3, 3), Th (3,) dm."""
+    H, W = size
+    v, u = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    directions = pixel_rays(K[None].float(), torch.stack([u, v], -1).reshape(1, -1, 2))[0]
+    origins = -Th.float().reshape(1, 3).expand_as(directions)
+    low, high = (box.float().to(directions) + torch.tensor([[-RAY_BOX_MARGIN], [RAY_BOX_MARGIN]])).unbind(0)
+    near, far = box_interval(origins, directions, low.expand_as(directions), high.expand_as(directions))
+    return (far > near).reshape(H, W)
 
 
 def compositing_weights(alpha: torch.Tensor) -> torch.Tensor:
@@ -99,10 +129,13 @@ def composite(alpha: torch.Tensor, values: torch.Tensor, background: torch.Tenso
 
 def render_pixels(avatar: HandAvatar, posed: PosedAvatar, K: torch.Tensor, Th: torch.Tensor, pixels: torch.Tensor,
                   identity: torch.Tensor, config: VolumeConfig, size: tuple[int, int], background: torch.Tensor | None = None,
-                  calibrate: bool = False, generator: torch.Generator | None = None, keep_samples: bool = False) -> dict:
+                  calibrate: bool = False, generator: torch.Generator | None = None, keep_samples: bool = False,
+                  box: torch.Tensor | None = None) -> dict:
     """Render the given pixels (B, P, 2) integer (u, v) of one posed batch (B = 1 per call is typical).
 
-    K (B, 3, 3) and Th (B, 3) (decimetres) place the avatar; identity (B, 33). Returns rgb (B, P, 3), albedo,
+    K (B, 3, 3) and Th (B, 3) (decimetres) place the avatar; identity (B, 33); `box` (2, 3): the 3D box that bounds
+    the dense mode's rays, widened by RAY_BOX_MARGIN (a view's `box`; None: the posed vertices ± box_margin).
+    Returns rgb (B, P, 3), albedo,
     shadow (B, P, 1), opacity (B, P) and tips (B, P): how much of the pixel the distal phalanges cover; with
     `keep_samples`, also `samples`: per batch element the sample points (N, 3), their occupancy (N,) and whether
     they lie outside every part box (N,)."""
@@ -116,8 +149,12 @@ def render_pixels(avatar: HandAvatar, posed: PosedAvatar, K: torch.Tensor, Th: t
         near, far = surface - config.band_front, surface + config.band_back
         count = config.band_samples
     elif config.sampling == "dense":
-        low = posed.vertices.detach().amin(dim=1) - config.box_margin
-        high = posed.vertices.detach().amax(dim=1) + config.box_margin
+        if box is None:
+            low = posed.vertices.detach().amin(dim=1) - config.box_margin
+            high = posed.vertices.detach().amax(dim=1) + config.box_margin
+        else:
+            low = (box[0].to(K) - RAY_BOX_MARGIN).expand(B, 3)
+            high = (box[1].to(K) + RAY_BOX_MARGIN).expand(B, 3)
         near, far = box_interval(origins.reshape(-1, 3), directions.reshape(-1, 3),
                                  low[:, None].expand(B, P, 3).reshape(-1, 3), high[:, None].expand(B, P, 3).reshape(-1, 3))
         near, far = near.reshape(B, P), far.reshape(B, P)
@@ -135,7 +172,8 @@ def render_pixels(avatar: HandAvatar, posed: PosedAvatar, K: torch.Tensor, Th: t
         if len(rays) == 0:
             samples.append({"points": K.new_zeros(0, 3), "alpha": K.new_zeros(0), "outside": torch.zeros(0, dtype=torch.bool)})
             continue
-        z = sample_depths(near[b, rays], far[b, rays], count, config.perturb, generator)  # (R, S)
+        place = sample_depths if config.sampling == "band" else endpoint_depths
+        z = place(near[b, rays], far[b, rays], count, config.perturb, generator)  # (R, S)
         points = origins[b, rays, None] + directions[b, rays, None] * z[..., None]  # (R, S, 3)
         flat = points.reshape(1, -1, 3)
         pieces = {"alpha": [], "tip": [], "colour": [], "albedo": [], "shadow": [], "outside": []}
@@ -178,10 +216,10 @@ def _select(posed: PosedAvatar, b: int) -> PosedAvatar:
 
 def render_image(avatar: HandAvatar, posed: PosedAvatar, K: torch.Tensor, Th: torch.Tensor, size: tuple[int, int],
                  identity: torch.Tensor, config: VolumeConfig, background: torch.Tensor | None = None,
-                 calibrate: bool = False) -> dict[str, torch.Tensor]:
-    """Every pixel of an H x W image: rgb (B, H, W, 3) etc."""
+                 calibrate: bool = False, box: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every pixel of an H x W image: rgb (B, H, W, 3) etc. (see `render_pixels`)."""
     H, W = size
     v, u = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
     pixels = torch.stack([u, v], dim=-1).reshape(1, -1, 2).expand(K.shape[0], -1, -1)
-    out = render_pixels(avatar, posed, K, Th, pixels, identity, config, size, background, calibrate)
+    out = render_pixels(avatar, posed, K, Th, pixels, identity, config, size, background, calibrate, box=box)
     return {key: value.reshape(K.shape[0], H, W, *value.shape[2:]) for key, value in out.items()}
