@@ -230,9 +230,17 @@ def pose_pca_basis() -> np.ndarray:
         flex(("index",)) - 0.3 * flex(("middle", "ring", "pinky")),  # pointing
         flex(("ring", "pinky")),
         flex(("middle",)),
-        flex(four, (0.0, 1.0, 1.0)),  # claw
     ]
-    stacked = np.concatenate([np.stack(synergies, 1), np.eye(45)], axis=1)
-    q, r = np.linalg.qr(stacked)
-    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)  # sign convention: positive projection on each synergy
-    return q.T.copy()
+    # Gram-Schmidt over the synergies, then the unit vectors, skipping every candidate already in the span: a
+    # QR of the stacked candidates would leave those columns to rounding, which differs between CPU kernels.
+    basis: list[np.ndarray] = []
+    for candidate in [*synergies, *np.eye(45)]:
+        residual = candidate.astype(np.float64)
+        for _ in range(2):  # twice, for orthogonality to machine precision
+            for b in basis:
+                residual = residual - (residual @ b) * b
+        if np.linalg.norm(residual) > 1e-6 * np.linalg.norm(candidate):
+            basis.append(residual / np.linalg.norm(residual))  # positive projection on its candidate
+        if len(basis) == 45:
+            break
+    return np.stack(basis)
