@@ -20,7 +20,7 @@ from hands.acr.checkpoint import CheckpointError, load_official_checkpoint
 from hands.acr.model import ACRNet, ACRNetConfig
 from hands.acr.postprocess import HandDetection, PostprocessConfig, input_intrinsics, place_hand
 from hands.acr.predictor import ACRPredictor, Letterbox
-from hands.acr.smoothing import HandSmoother
+from hands.geometry.smoothing import HandSmoother
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
 from hands.io.frames import read_frames
 from hands.io.mesh import save_obj

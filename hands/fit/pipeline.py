@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hands.acr.smoothing import HandSmoother, OneEuroFilter
 from hands.fit.landmarker import DetectedHand, HandDetector
 from hands.fit.mano_fit import FitConfig, HandFit, default_intrinsics, fit_mano, project
+from hands.geometry.smoothing import HandSmoother, OneEuroFilter
 from hands.mano import build_mano
 from hands.mano.layer import ManoLayer
 from hands.utils.device import resolve_device
@@ -86,7 +86,7 @@ class HandFitter:
 
 class FitSmoother:
     """One-Euro filtering of fits arriving frame by frame (a webcam), per side: ACR's settings for orientation,
-    pose and shape (`hands.acr.smoothing`), the pose's settings for the translation; the hands are posed again."""
+    pose and shape (`hands.geometry.smoothing`), the pose's settings for the translation; the hands are posed again."""
 
     def __init__(self, layers: dict[str, ManoLayer], smooth_coeff: float = 4.0) -> None:
         self.layers = layers

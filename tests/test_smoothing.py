@@ -1,12 +1,12 @@
-"""ACR's -t smoothing: the One-Euro filter against the published algorithm, and the hand smoother's parts."""
+"""The -t smoothing (ACR's settings): the One-Euro filter against the published algorithm, and the hand smoother's parts."""
 
 import math
 
 import numpy as np
 import torch
 
-from hands.acr.smoothing import HandSmoother, OneEuroFilter
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from hands.geometry.smoothing import HandSmoother, OneEuroFilter
 
 
 def published_one_euro(xs, min_cutoff, beta, d_cutoff=1.0, rate=30.0):

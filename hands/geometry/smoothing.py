@@ -1,4 +1,5 @@
-"""One-Euro filtering of hand parameters over video frames, with ACR's settings (from minimal-hand).
+"""One-Euro filtering of hand parameters over video frames, with ACR's settings (from minimal-hand); the one
+temporal smoother of MANO parameters, used by the ACR demo and the fit front end.
 
 Per side: the hand pose (45 axis-angle values) with min_cutoff = smooth_coeff (4.0) and beta 0.7; the global
 orientation as a rotation matrix with the same settings, converted back to axis-angle without projecting onto
