@@ -14,8 +14,7 @@ from hands.data.ohta_oneshot import GT_ORDER_FROM_MANO, OneShotFormatError, read
 from hands.data.prompts import describe_pose, hand_prompt
 from hands.io.safe_pickle import load_pickle
 from hands.mano import build_mano
-from hands.mano.joints import convert_joints
-from hands.mano.limits import MIRROR
+from hands.mano.joints import POSE_MIRROR, convert_joints
 from hands.mano.poses import named_hand_pose
 from tests.conftest import fixture_path
 
@@ -30,7 +29,7 @@ def test_pose_descriptions():
     for name, description in expected.items():
         pose = named_hand_pose(name)
         assert describe_pose(pose) == description
-        assert describe_pose((pose.reshape(15, 3) * MIRROR).reshape(45), "left") == description
+        assert describe_pose((pose.reshape(15, 3) * POSE_MIRROR).reshape(45), "left") == description
     joints = np.zeros((21, 3))
     joints[8] = [0.01, 0.0, 0.0]  # thumb tip (4) and index tip (8) 1 cm apart
     assert describe_pose(named_hand_pose("relaxed"), joints=joints) == "pinching"

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from hands.data.acr_targets import CENTRE_MAP_SIZE, centre_heatmap
 from hands.data.interhand.dataset import read_image
+from hands.mano.joints import POSE_MIRROR
 
 
 class ACRTrainingSet(Dataset):
@@ -89,7 +90,7 @@ def mirror_sample(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     camera = sample["camera"][[1, 0]].clone()
     camera[:, 1] = -camera[:, 1]
     out["camera"] = camera
-    out["pose"] = (sample["pose"][[1, 0]].reshape(2, 16, 3) * torch.tensor([1.0, -1.0, -1.0])).reshape(2, 48)
+    out["pose"] = (sample["pose"][[1, 0]].reshape(2, 16, 3) * torch.from_numpy(POSE_MIRROR).float()).reshape(2, 48)
     out["betas"] = sample["betas"][[1, 0]]
     swap = torch.cat([torch.arange(21, 42), torch.arange(0, 21)])
     out["joints_2d"] = sample["joints_2d"][swap] * torch.tensor([-1.0, 1.0])

@@ -17,11 +17,11 @@ from hands.acr.model import ACRMaps
 from hands.acr.postprocess import decode_hand
 from hands.data.interhand.format import JOINT_SLICE
 from hands.geometry.rotations import axis_angle_to_matrix
-from hands.mano.joints import CANONICAL_PARENTS, convert_joints
+from hands.mano.joints import CANONICAL_PARENTS, MIDDLE_MCP, convert_joints
 from hands.mano.layer import ManoLayer
 from hands.mano.model_file import SIDES
 
-MIDDLE_MCP = 9
+CENTRE = MIDDLE_MCP["canonical"]
 
 
 @dataclass
@@ -60,7 +60,7 @@ def ground_truth_hand(batch: dict[str, Tensor], side: str) -> dict[str, Tensor]:
     hand = JOINT_SLICE[side]
     joints = convert_joints(batch["joints_3d"][present][:, hand], "interhand", "canonical")
     valid = convert_joints(batch["joint_valid"][present][:, hand, None].float(), "interhand", "canonical")[..., 0]
-    return {"joints": joints - joints[:, MIDDLE_MCP:MIDDLE_MCP + 1], "valid": valid,
+    return {"joints": joints - joints[:, CENTRE:CENTRE + 1], "valid": valid,
             "joints_2d": convert_joints(batch["joints_2d"][present][:, hand], "interhand", "canonical")}
 
 

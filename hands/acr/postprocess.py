@@ -23,11 +23,12 @@ from hands.acr.model import ACRMaps
 from hands.geometry.cameras import WeakPerspectiveCamera
 from hands.geometry.pnp import solve_translation_pnp
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix
+from hands.mano.joints import MIDDLE_MCP
 from hands.mano.layer import ManoLayer
 from hands.mano.model_file import SIDES
 
 PART_RANGE = {"right": (1, 17), "left": (17, 33)}
-MIDDLE_MCP = 9  # canonical joint order: ACR aligns hands at the middle-finger MCP
+CENTRE = MIDDLE_MCP["canonical"]  # ACR aligns hands at the middle-finger MCP
 
 
 @dataclass
@@ -145,7 +146,7 @@ def decode_hand(vector: Tensor, layer: ManoLayer) -> dict[str, Tensor]:
     flat = torch.cat([rotations[:, :1], axis_angle_to_matrix(hand_pose)], dim=1)
     betas, camera = vector[:, 99:109], vector[:, :3]
     out = layer.forward_rotation_matrices(flat, betas)
-    root = out.joints[:, MIDDLE_MCP:MIDDLE_MCP + 1]
+    root = out.joints[:, CENTRE:CENTRE + 1]
     joints = out.joints - root
     return {"rotations": rotations, "global_orient": axis_angle[:, 0], "hand_pose": hand_pose.reshape(-1, 45),
             "betas": betas, "camera": camera, "vertices": out.vertices - root, "joints": joints,

@@ -18,10 +18,9 @@ import numpy as np
 
 from hands.io.atomic import atomic_write_bytes
 from hands.io.safe_pickle import load_pickle
-from hands.mano.joints import convert_joints
+from hands.mano.joints import MIDDLE_MCP, convert_joints
 
 DECIMETERS = 10.0
-MIDDLE_MCP = 4  # in MANO joint order
 # MANO-order joints (16 + tips thumb, index, middle, ring, pinky) -> OHTA's ground-truth order (tips index,
 # middle, pinky, ring, thumb).
 GT_ORDER_FROM_MANO = tuple(range(16)) + (17, 18, 20, 19, 16)
@@ -115,12 +114,12 @@ def oneshot_annotation(pose: np.ndarray, betas: np.ndarray, posed_joints: np.nda
     validity (21,), crop intrinsics K (3,3) and the crop box [x, y, w, h] in the original image."""
     posed = convert_joints(posed_joints, "canonical", "mano") * DECIMETERS
     rest = convert_joints(rest_joints, "canonical", "mano") * DECIMETERS
-    origin = posed[MIDDLE_MCP]
+    origin = posed[MIDDLE_MCP['mano']]
     gt = (convert_joints(gt_joints_cam, "canonical", "mano") * DECIMETERS)[list(GT_ORDER_FROM_MANO)]
     valid = convert_joints(np.asarray(joint_valid, dtype=np.float64)[:, None], "canonical", "mano")[list(GT_ORDER_FROM_MANO)]
     local_vertices = vertices * DECIMETERS - origin
     projected = gt[:, :2] / gt[:, 2:] * np.diag(K)[:2] + K[:2, 2]
     return OneShotAnnotation(
         intrinsics=K, poses=pose, shape=betas, Th=gt[0] - (posed[0] - origin), joints=posed - origin,
-        tpose_joints=rest - rest[MIDDLE_MCP], bbox_min=local_vertices.min(0) - 0.01, bbox_max=local_vertices.max(0) + 0.01,
+        tpose_joints=rest - rest[MIDDLE_MCP['mano']], bbox_min=local_vertices.min(0) - 0.01, bbox_max=local_vertices.max(0) + 0.01,
         joint_img=projected, joint_cam=gt, joint_valid=valid, bbox2d=bbox2d)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from hands.mano.builtin.skeleton import FINGER_CHAINS
-from hands.mano.limits import MIRROR, joint_frames
+from hands.mano.joints import POSE_MIRROR
+from hands.mano.limits import joint_frames
 
 FOUR_FINGERS = ("index", "middle", "ring", "pinky")
 EXTENDED, CURLED = 0.7, 2.2  # radians of total flexion over a finger's three joints
@@ -24,7 +25,7 @@ def finger_flexion(hand_pose: np.ndarray, side: str = "right") -> dict[str, floa
     """Total flexion (radians) of each finger of a flat-hand pose (45,)."""
     per_joint = np.asarray(hand_pose, dtype=np.float64).reshape(15, 3)
     if side == "left":
-        per_joint = per_joint * MIRROR
+        per_joint = per_joint * POSE_MIRROR
     flexion = np.einsum("jb,jb->j", joint_frames()[:, 0], per_joint)
     return {name: float(sum(flexion[j - 1] for j in chain)) for name, chain in FINGER_CHAINS.items()}
 

@@ -22,6 +22,12 @@ ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 NUM_MANO_JOINTS = 16
 NUM_HAND_JOINTS = 21
 
+#: Index of the middle-finger MCP in each joint order (ACR and OHTA centre their hands on it).
+MIDDLE_MCP: dict[str, int] = {"canonical": 9, "interhand": 11, "mano": 4}
+#: Per-joint axis-angle sign pattern that mirrors a rotation between the right and the left hand (a reflection
+#: of x: x kept, y and z negated); multiply (..., 3) rotations by it.
+POSE_MIRROR = np.array([1.0, -1.0, -1.0])
+
 #: Parent of each of MANO's 16 kinematic joints (-1 for the wrist).
 MANO_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 MANO_JOINT_NAMES: tuple[str, ...] = (

@@ -15,8 +15,7 @@ import torch
 
 from hands.mano.builtin.rig import finger_bone, flexion_axis
 from hands.mano.builtin.skeleton import FINGER_CHAINS
-
-MIRROR = np.array([1.0, -1.0, -1.0])
+from hands.mano.joints import POSE_MIRROR
 
 # (flexion, spread, twist) limits in radians, (low, high) each, by position along the finger.
 FINGER_LIMITS = (
@@ -59,13 +58,13 @@ def clamp_to_limits(pose: np.ndarray, side: str = "right") -> np.ndarray:
         raise ValueError(f"clamp_to_limits: poses should have 45 values (15 joints x 3), got shape {pose.shape}")
     per_joint = pose.reshape(*pose.shape[:-1], 15, 3)
     if side == "left":
-        per_joint = per_joint * MIRROR
+        per_joint = per_joint * POSE_MIRROR
     frames, limits = joint_frames(), joint_limits()
     local = np.einsum("jab,...jb->...ja", frames, per_joint)
     local = np.clip(local, limits[..., 0], limits[..., 1])
     clamped = np.einsum("jab,...ja->...jb", frames, local)
     if side == "left":
-        clamped = clamped * MIRROR
+        clamped = clamped * POSE_MIRROR
     return clamped.reshape(pose.shape)
 
 
@@ -101,7 +100,7 @@ def limit_excess(pose: torch.Tensor, side: str = "right") -> torch.Tensor:
 
     per_joint = pose.reshape(*pose.shape[:-1], 15, 3)
     if side == "left":
-        per_joint = per_joint * per_joint.new_tensor(MIRROR)
+        per_joint = per_joint * per_joint.new_tensor(POSE_MIRROR)
     frames, limits = (per_joint.new_tensor(a) for a in _limit_tables())
     local = torch.einsum("jab,...jb->...ja", frames, per_joint)
     return torch.relu(local - limits[..., 1]) + torch.relu(limits[..., 0] - local)

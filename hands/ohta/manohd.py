@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from hands.geometry.mesh import boundary_fan, boundary_loop
+from hands.mano.joints import MIDDLE_MCP
 from hands.mano.layer import ManoLayer
 from hands.mano.model_file import ManoModelData
 
 #: Joint of the MANO kinematic order OHTA centres on (middle MCP) and its unit (decimetres).
-OHTA_CENTRE_JOINT = 4
+OHTA_CENTRE_JOINT = MIDDLE_MCP["mano"]
 OHTA_SCALE = 10.0
 #: Fingertip vertices OHTA appends to MANO's 16 joints, in its order (index, middle, pinky, ring, thumb).
 OHTA_TIP_VERTICES = (333, 444, 672, 555, 744)

@@ -19,10 +19,9 @@ from hands.data.crops import AugmentConfig, expand_bbox, sample_crop, transform_
 from hands.data.interhand.format import HAND_TYPES, JOINT_SLICE, ROOT_INDEX, mano_params_to_camera, neuralannot_to_flat
 from hands.data.interhand.index import InterHandIndex, InterHandRecord
 from hands.mano import build_mano
+from hands.mano.joints import POSE_MIRROR
 from hands.mano.layer import ManoLayer
 from hands.mano.model_file import SIDES
-
-MIRROR_POSE = np.array([1.0, -1.0, -1.0])
 
 
 class ImageReadError(OSError):
@@ -130,8 +129,8 @@ class InterHandDataset(Dataset):
         other_root = self.layers[other].rest_joints(torch.as_tensor(betas))[0, 0].cpu().numpy()
         mirror = np.diag([-1.0, 1.0, 1.0])
         transl = mirror @ (transl + root) - other_root
-        hand_pose = (pose[3:].reshape(15, 3) * MIRROR_POSE).reshape(45)
-        return other, orient * MIRROR_POSE, hand_pose, betas, transl
+        hand_pose = (pose[3:].reshape(15, 3) * POSE_MIRROR).reshape(45)
+        return other, orient * POSE_MIRROR, hand_pose, betas, transl
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         record = self.index.record(int(self.rows[item]))

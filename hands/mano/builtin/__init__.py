@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hands.mano.joints import MANO_PARENTS, TIP_VERTEX_IDS
+from hands.mano.joints import MANO_PARENTS, POSE_MIRROR, TIP_VERTEX_IDS
 from hands.mano.model_file import ManoModelData, Side, load_mano_file
 
 ASSET_PATH = Path(__file__).resolve().parent.parent / "assets" / "builtin_hand.npz"
@@ -72,7 +72,7 @@ def mirror_to_left(right: ManoModelData) -> ManoModelData:
     Like the official file, the shapedirs are NOT mirrored (their x-component equals the right hand's); the layer's
     left-hand shapedirs fix (on by default) negates it. Poses mirror as (x, y, z) -> (x, -y, -z) per joint.
     """
-    flip_pose = np.tile([1.0, -1.0, -1.0], 15)
+    flip_pose = np.tile(POSE_MIRROR, 15)
     vertices = right.v_template * np.array([-1.0, 1.0, 1.0])
     return ManoModelData(
         v_template=vertices,
