@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hands.cli.text_to_avatar import TextInputConfig, generate_input
 from hands.config import load_config, save_config
 from hands.data.exports import encode_image
 from hands.eval.image_metrics import LPIPS, MissingWeightsError
@@ -55,7 +56,6 @@ from hands.ohta.avatar import HandAvatar
 from hands.ohta.checkpoint import load_avatar, save_avatar
 from hands.ohta.creation import CreationConfig, ViewGeometry, create_avatar
 from hands.ohta.inputs import OneShotInput, annotation_for_view, read_oneshot_input, write_oneshot_input
-from hands.ohta.text_input import TextInputConfig, generate_input
 from hands.render.draw import to_uint8_image
 from hands.utils.device import resolve_device
 

@@ -1,0 +1,1 @@
+"""The command-line layer: what chains methods together (methods import no other method)."""
