@@ -46,9 +46,9 @@ import torch
 
 from hands.cli.text_to_avatar import TextInputConfig, generate_input
 from hands.config import load_config, save_config
-from hands.data.exports import encode_image
 from hands.eval.image_metrics import LPIPS, MissingWeightsError
 from hands.io.atomic import atomic_directory, check_writable
+from hands.io.images import encode_image
 from hands.mano import load_mano_model
 from hands.mano.poses import named_hand_pose
 from hands.ohta.animation import PALM_TO_CAMERA, framing_view, render_view

@@ -22,13 +22,13 @@ import argparse
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from hands.io.atomic import atomic_path, check_writable
+from hands.io.images import write_image
 from hands.io.safe_pickle import load_pickle
 from hands.mano import build_mano
 from hands.mano.poses import named_hand_pose
@@ -60,13 +60,6 @@ def frame_mesh(vertices: torch.Tensor, size: int, distance: float = 0.6) -> tupl
     focal = 0.8 * size * distance / extent
     K = torch.tensor([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]], dtype=v.dtype, device=v.device)
     return v, K
-
-
-def write_image(path: Path, image_rgb: np.ndarray, overwrite: bool) -> None:
-    """Write a uint8 RGB image atomically."""
-    with atomic_path(path, overwrite) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"could not write image {path}")
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -28,8 +28,8 @@ from hands.attentionhand.components import load_parts
 from hands.attentionhand.data import ModalitiesError, read_modalities, read_prompt
 from hands.attentionhand.pipeline import SamplingConfig, build_pipeline, read_mesh_hint, sample_images
 from hands.config import save_config
-from hands.data.exports import encode_image
 from hands.io.atomic import OutputExistsError, atomic_directory, atomic_write_bytes, check_writable
+from hands.io.images import encode_image
 from hands.utils.device import resolve_device
 
 log = logging.getLogger("inference")

@@ -21,7 +21,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hands.data.interhand.dataset import read_image  # noqa: E402
 from hands.data.ohta_oneshot import GT_ORDER_FROM_MANO, OneShotAnnotation, read_oneshot_annotation  # noqa: E402
 from hands.eval.metrics import pck_2d  # noqa: E402
 from hands.fit.landmarker import HandDetector  # noqa: E402
@@ -29,6 +28,7 @@ from hands.fit.mano_fit import FitConfig  # noqa: E402
 from hands.fit.pipeline import HandFitter  # noqa: E402
 from hands.io.atomic import atomic_write_bytes  # noqa: E402
 from hands.io.frames import image_files  # noqa: E402
+from hands.io.images import read_image  # noqa: E402
 from hands.mano.joints import convert_joints  # noqa: E402
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hands.data.exports import write_modalities_manifest, write_modality_sample  # noqa: E402
-from hands.data.interhand.dataset import read_image  # noqa: E402
 from hands.fit.cli import add_fit_arguments, fitter_from_arguments, photo_paths  # noqa: E402
 from hands.fit.exports import modality_sample  # noqa: E402
 from hands.fit.landmarker import LandmarkerUnavailableError  # noqa: E402
 from hands.fit.pipeline import NoHandError  # noqa: E402
 from hands.io.atomic import OutputExistsError, check_writable  # noqa: E402
+from hands.io.images import read_image  # noqa: E402
 
 log = logging.getLogger("prepare_modalities")
 

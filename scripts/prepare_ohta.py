@@ -19,12 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hands.data.interhand.dataset import read_image  # noqa: E402
 from hands.fit.cli import add_fit_arguments, fitter_from_arguments, photo_paths  # noqa: E402
 from hands.fit.exports import oneshot_input  # noqa: E402
 from hands.fit.landmarker import LandmarkerUnavailableError  # noqa: E402
 from hands.fit.pipeline import NoHandError  # noqa: E402
 from hands.io.atomic import OutputExistsError, check_writable  # noqa: E402
+from hands.io.images import read_image  # noqa: E402
 from hands.ohta.inputs import read_mask, write_oneshot_input  # noqa: E402
 
 log = logging.getLogger("prepare_ohta")

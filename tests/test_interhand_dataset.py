@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from hands.data.crops import AugmentConfig, CropParams, expand_bbox
-from hands.data.interhand.dataset import ImageReadError, InterHandDataConfig, InterHandDataset, mano_vector_split
+from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset, mano_vector_split
+from hands.io.images import ImageReadError
 from hands.mano import build_mano
 from hands.mano.joints import convert_joints
 

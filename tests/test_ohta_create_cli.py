@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import create
-from hands.data.interhand.dataset import ImageReadError
+from hands.io.images import ImageReadError
 from hands.mano.builtin import builtin_model
 from hands.ohta.checkpoint import load_avatar
 from tests.conftest import fixture_path

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hands.data.acr_targets import CENTRE_MAP_SIZE, centre_heatmap
-from hands.data.interhand.dataset import read_image
+from hands.io.images import read_image
 from hands.mano.joints import POSE_MIRROR
 
 

@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -21,8 +20,9 @@ from hands.acr.model import ACRNet, ACRNetConfig
 from hands.acr.postprocess import HandDetection, PostprocessConfig, input_intrinsics, place_hand
 from hands.acr.predictor import ACRPredictor, Letterbox
 from hands.geometry.smoothing import HandSmoother
-from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
+from hands.io.atomic import atomic_path, check_writable
 from hands.io.frames import read_frames
+from hands.io.images import write_image
 from hands.io.mesh import save_obj
 from hands.io.video import VideoFileWriter
 from hands.render.hand_overlay import render_hands_over
@@ -109,8 +109,7 @@ def run_demo(options: DemoOptions) -> Path:
             if options.temporal:
                 hands = [smooth(hand, smoothers[hand.side], predictor) for hand in hands]
             picture = render_hands(frame, hands, box, faces, config.focal)
-            atomic_write_bytes(out / f"{name}.jpg", cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))[1].tobytes(),
-                               overwrite=True)
+            write_image(out / f"{name}.jpg", picture, overwrite=True)
             arrays = {"sides": np.array([h.side for h in hands])}
             for h in hands:
                 joints_2d = box.to_original(h.joints_2d.cpu().numpy())

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hands.data.interhand.dataset import read_image
+from hands.io.images import read_image
 
 
 class ModalitiesError(ValueError):

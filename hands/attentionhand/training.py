@@ -185,7 +185,7 @@ class ImageLogger(pl.Callback):
         if self.every <= 0 or step % self.every or not trainer.is_global_zero:
             return
         from hands.attentionhand.pipeline import SamplingConfig, sample_images
-        from hands.data.exports import encode_image
+        from hands.io.images import encode_image
 
         to_uint8 = lambda t: (t.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8")  # noqa: E731
         size = batch["mesh_global"].shape[-1]

@@ -13,7 +13,6 @@ import json
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -24,6 +23,7 @@ from hands.data.ohta_oneshot import oneshot_annotation, write_oneshot_annotation
 from hands.data.prompts import describe_pose, hand_prompt
 from hands.geometry.cameras import scale_intrinsics
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
+from hands.io.images import write_image
 from hands.mano.joints import convert_joints
 from hands.mano.layer import ManoOutput
 from hands.mano.model_file import SIDES
@@ -55,14 +55,6 @@ def samples_with_hands(dataset: InterHandDataset, limit: int | None, description
             yield sample, hands, f"{int(sample['annotation_id']):012d}"
 
 
-def encode_image(image_rgb: np.ndarray, suffix: str) -> bytes:
-    """uint8 RGB image -> encoded bytes (.jpg or .png)."""
-    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR) if image_rgb.ndim == 3 else image_rgb)
-    if not ok:
-        raise OSError(f"could not encode a {suffix} image")
-    return encoded.tobytes()
-
-
 def export_attentionhand(dataset: InterHandDataset, output: str | Path, limit: int | None = None,
                          overwrite: bool = False) -> Path:
     """Write rgb/, mesh/, text/ and modalities.json for up to `limit` samples of `dataset` into `output`."""
@@ -89,8 +81,8 @@ def write_modality_sample(output: Path, name: str, rgb: np.ndarray, mesh_image: 
     """Write one AttentionHand sample (rgb/, mesh/ .jpg and text/ .txt under `output`) and return its modalities.json
     line: paths relative to output's parent and the hand box [x, y, w, h] of the mask (H, W)."""
     files = {"rgb": output / "rgb" / f"{name}.jpg", "mesh": output / "mesh" / f"{name}.jpg", "text": output / "text" / f"{name}.txt"}
-    atomic_write_bytes(files["rgb"], encode_image(rgb, ".jpg"), overwrite)
-    atomic_write_bytes(files["mesh"], encode_image(mesh_image, ".jpg"), overwrite)
+    write_image(files["rgb"], rgb, overwrite)
+    write_image(files["mesh"], mesh_image, overwrite)
     atomic_write_bytes(files["text"], (prompt + "\n").encode(), overwrite)
     ys, xs = np.nonzero(mask)
     entry = {key: str(files[key].relative_to(output.parent)) for key in ("mesh", "rgb", "text")}
@@ -132,8 +124,8 @@ def export_ohta(dataset: InterHandDataset, output: str | Path, limit: int | None
             out.vertices[0].double().cpu().numpy(), convert_joints(sample["joints_cam"][:21].double().numpy(), "interhand", "canonical"),
             convert_joints(sample["joint_valid"][:21, None].numpy(), "interhand", "canonical")[:, 0], sample["K"].double().numpy(),
             sample["crop_box"].double().numpy())
-        atomic_write_bytes(output / "img" / f"{name}.jpg", encode_image(to_uint8_image(sample["image"]), ".jpg"), overwrite)
-        atomic_write_bytes(output / "mask" / f"{name}.png", encode_image(mask.cpu().numpy().astype(np.uint8) * 255, ".png"), overwrite)
+        write_image(output / "img" / f"{name}.jpg", to_uint8_image(sample["image"]), overwrite)
+        write_image(output / "mask" / f"{name}.png", mask.cpu().numpy().astype(np.uint8) * 255, overwrite)
         written.append(write_oneshot_annotation(annotation, output / "anno" / f"{name}.pkl", overwrite))
         captures[name] = int(sample["capture"])
     atomic_write_bytes(output / "captures.json", json.dumps(captures, indent=0).encode(), overwrite)
@@ -184,8 +176,8 @@ def export_acr(dataset: InterHandDataset, output: str | Path, limit: int | None 
             radius[s] = centre_radius((hi - lo)[::-1])
         if present.all():
             centre = separate_centres(centre, radius)
-        atomic_write_bytes(output / "images" / f"{name}.jpg", encode_image(to_uint8_image(sample["image"]), ".jpg"), overwrite)
-        atomic_write_bytes(output / "parts" / f"{name}.png", encode_image(labels.cpu().numpy().astype(np.uint8), ".png"), overwrite)
+        write_image(output / "images" / f"{name}.jpg", to_uint8_image(sample["image"]), overwrite)
+        write_image(output / "parts" / f"{name}.png", labels.cpu().numpy().astype(np.uint8), overwrite)
         for key, value in (("name", name), ("present", present), ("camera", camera), ("pose", pose), ("betas", betas),
                            ("centre", centre), ("radius", radius), ("joints_2d", joints_2d), ("joints_3d", joints_3d),
                            ("joint_valid", valid)):

@@ -14,7 +14,6 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from omegaconf import OmegaConf
 from tqdm import tqdm
@@ -22,8 +21,9 @@ from tqdm import tqdm
 from hands.fit.landmarker import HandDetector
 from hands.fit.mano_fit import FitConfig, HandFit
 from hands.fit.pipeline import FitSmoother, HandFitter
-from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
+from hands.io.atomic import atomic_path, check_writable
 from hands.io.frames import read_frames, source_kind
+from hands.io.images import write_image
 from hands.io.mesh import save_obj
 from hands.io.video import VideoFileWriter
 from hands.render.draw import draw_skeleton
@@ -115,8 +115,7 @@ def write_chunk(frames: list[tuple[str, np.ndarray]], fitter: HandFitter, option
     entries = []
     for (name, frame), fits in zip(frames, fits_per_frame):
         picture = draw_fits(frame, fits, faces)
-        atomic_write_bytes(out / f"{name}.jpg", cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))[1].tobytes(),
-                           overwrite=True)
+        write_image(out / f"{name}.jpg", picture, overwrite=True)
         arrays = {"sides": np.array([f.side for f in fits])}
         for fit in fits:
             arrays.update({f"{fit.side}_{key}": value for key, value in fit.to_dict().items()})

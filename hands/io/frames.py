@@ -9,7 +9,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from hands.data.interhand.dataset import read_image
+from hands.io.images import read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 

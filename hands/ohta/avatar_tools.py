@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hands.data.exports import encode_image
 from hands.io.atomic import atomic_directory, atomic_write_bytes, check_writable
+from hands.io.images import encode_image
 from hands.io.mesh import save_glb, save_obj
 from hands.io.video import VideoFileWriter
 from hands.mano import load_mano_model

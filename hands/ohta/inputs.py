@@ -14,11 +14,10 @@ import cv2
 import numpy as np
 import torch
 
-from hands.data.exports import encode_image
-from hands.data.interhand.dataset import ImageReadError, read_image
 from hands.data.ohta_oneshot import OneShotAnnotation, read_oneshot_annotation, write_oneshot_annotation
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.io.atomic import atomic_write_bytes
+from hands.io.images import ImageReadError, decode_image_file, encode_image, read_image
 from hands.ohta.creation import RELEASE_POSE_OFFSET, ViewGeometry, scaled_view
 
 MASK_THRESHOLD = 150  # the release binarises masks at > 150
@@ -72,12 +71,7 @@ def oneshot_paths(image_path: str | Path) -> tuple[Path, Path, Path]:
 def read_matte(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """A hand mask as stored (H, W) uint8 from a grey or colour PNG (the largest channel), checked against the
     image size (H, W); the hand is where it exceeds MASK_THRESHOLD."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"mask not found: {path} (the one-shot input needs <root>/mask/<name>.png)")
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ImageReadError(f"could not decode mask {path} (corrupt or not an image)")
+    mask = decode_image_file(path, cv2.IMREAD_UNCHANGED, "mask", "the one-shot input needs <root>/mask/<name>.png")
     mask = mask[..., :3].max(axis=2) if mask.ndim == 3 else mask  # an alpha channel is not the hand
     if mask.shape != size:
         raise ImageReadError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]}, its image is {size[1]}x{size[0]}")

@@ -8,9 +8,7 @@ flip turns the right hand into a left hand and vice versa: joints, validity, han
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -18,25 +16,11 @@ from torch.utils.data import Dataset
 from hands.data.crops import AugmentConfig, expand_bbox, sample_crop, transform_points, warp_image
 from hands.data.interhand.format import HAND_TYPES, JOINT_SLICE, ROOT_INDEX, mano_params_to_camera, neuralannot_to_flat
 from hands.data.interhand.index import InterHandIndex, InterHandRecord
+from hands.io.images import read_image
 from hands.mano import build_mano
 from hands.mano.joints import POSE_MIRROR
 from hands.mano.layer import ManoLayer
 from hands.mano.model_file import SIDES
-
-
-class ImageReadError(OSError):
-    """An image file is missing or cannot be decoded."""
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """uint8 RGB (H,W,3) from an image file; a clear error names the file when it is missing or corrupt."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageReadError(f"could not decode image {path} (corrupt or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 @dataclass
