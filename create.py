@@ -2,7 +2,7 @@
 
     python create.py --input data/in_the_wild/img/02023.jpg --checkpoint checkpoints/ohta/pretrained_prior_learning.tar \\
         [--edit] [--out outputs/ohta] [--config configs/ohta/create.yaml] [key=value ...]
-    python create.py --text "a hand with a red nail polish" --attentionhand checkpoints/attentionhand/attentionhand.ckpt \\
+    python create.py --text "a hand with a red nail polish" --attentionhand weights/attentionhand.ckpt \\
         [--input POSE_SOURCE.jpg]                                                       # text-to-avatar
     python create.py animate --avatar outputs/ohta/02023/avatar [--poses poses.npy] [--turntable 36] --out hand.mp4
     python create.py export --avatar outputs/ohta/02023/avatar --out hand.glb          # or .obj; vertex colours

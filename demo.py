@@ -64,14 +64,15 @@ def frame_mesh(vertices: torch.Tensor, size: int, distance: float = 0.6) -> tupl
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="outputs/demo", help="output folder")
+    parser.add_argument("--out", "--output", dest="out", default=None,
+                        help="output folder (default: outputs/demo for the poses, demos_outputs for the other modes)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--size", type=int, default=384, help="image side in pixels")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
+    parser.add_argument("--mano_dir", "--mano-dir", dest="mano_dir", default=None,
+                        help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
     parser.add_argument("--demo_mode", "--mode", default="poses", choices=["poses", "image", "folder", "video", "webcam", "fit"])
     parser.add_argument("--inputs", default=None, help="image, folder of frames or video file (ACR and fit modes)")
-    parser.add_argument("--out", default="demos_outputs", help="output folder of the ACR modes")
     parser.add_argument("--checkpoint", default="checkpoints/acr/wild.pkl", help="official wild.pkl or a train.py .ckpt")
     parser.add_argument("-t", "--temporal_optimization", action="store_true", help="One-Euro smoothing over frames")
     parser.add_argument("--smooth_coeff", type=float, default=4.0, help="One-Euro min cutoff of the pose filters")
@@ -89,13 +90,14 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--chunk", type=int, default=16, help="fit -t: frames fitted together")
     parser.add_argument("--focal_ratio", type=float, default=2.0, help="fit: focal length / max(H, W) of the unknown camera")
     args = parser.parse_args(argv)
+    args.out = args.out or ("outputs/demo" if args.demo_mode == "poses" else "demos_outputs")
     if args.demo_mode == "fit":
         return run_fit(parser, args)
     if args.demo_mode != "poses":
         return run_acr(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     log = logging.getLogger("demo")
-    out_dir = Path(args.output)
+    out_dir = Path(args.out)
     device = resolve_device(args.device)
     poses = demo_poses()
     targets = [out_dir / f"{name}.png" for name in poses] + [out_dir / "poses.png", out_dir / "config.yaml"]

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--phantom_guard", action="store_true",
                         help="score the detections with the part-support and same-cell checks (not in the release)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    parser.add_argument("--out", "--output", dest="out", default=None, help="also write the results as JSON here")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     results = evaluate(dataset, model, config, args.limit, device)
     for key, value in results.items():
         print(f"{key:32s} {value:10.3f}" if isinstance(value, float) else f"{key:32s} {value}")
-    if args.output:
-        with atomic_path(args.output, args.overwrite) as tmp:
+    if args.out:
+        with atomic_path(args.out, args.overwrite) as tmp:
             tmp.write_text(json.dumps({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in results.items()}, indent=1))
     return results
 

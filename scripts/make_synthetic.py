@@ -1,7 +1,7 @@
 """Write a synthetic hand dataset in the InterHand2.6M file format.
 
-    python scripts/make_synthetic.py --output data/synthetic [--config configs/synthetic.yaml] [key=value ...]
-    python scripts/make_synthetic.py --output data/synthetic --num 10000 --seed 0
+    python scripts/make_synthetic.py --out data/synthetic [--config configs/synthetic.yaml] [key=value ...]
+    python scripts/make_synthetic.py --out data/synthetic --num 10000 --seed 0
 
 Keys are the fields of `hands.data.synthetic.generator.SyntheticConfig` (num_images, split, seed, ...). An
 interrupted run resumes when started again with the same settings; --overwrite starts over.
@@ -24,7 +24,7 @@ from hands.utils.device import resolve_device  # noqa: E402
 
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", required=True, help="dataset folder (images/ and annotations/ are created in it)")
+    parser.add_argument("--out", "--output", dest="out", required=True, help="dataset folder (images/ and annotations/ are created in it)")
     parser.add_argument("--config", default=None, help="YAML file with SyntheticConfig fields")
     parser.add_argument("--overwrite", action="store_true", help="start over, replacing an existing dataset")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (rendering)")
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     except ConfigError as error:
         parser.error(str(error))
     try:
-        return SyntheticWriter(config, args.output, resolve_device(args.device)).run(overwrite=args.overwrite)
+        return SyntheticWriter(config, args.out, resolve_device(args.device)).run(overwrite=args.overwrite)
     except (ConfigError, OutputExistsError) as error:
         parser.exit(2, f"error: {error}\n")
 

@@ -1,10 +1,10 @@
 """Make method-specific training inputs from an InterHand-format dataset (InterHand2.6M or a synthetic set).
 
-    python scripts/prepare.py attentionhand --root data/InterHand2.6M --split train --output data/attentionhand
-    python scripts/prepare.py ohta --root data/InterHand2.6M --split test --output data/ohta_oneshot
+    python scripts/prepare.py attentionhand --root data/InterHand2.6M --split train --out data/attentionhand
+    python scripts/prepare.py ohta --root data/InterHand2.6M --split test --out data/ohta_oneshot
     python scripts/prepare.py ohta --root data/InterHand2.6M --split test --path_contains Capture0/ROM03_RT_No_Occlusion \
-        --every 200 --output data/ohta_eval          # OHTA's evaluation frames
-    python scripts/prepare.py acr --root data/InterHand2.6M --split train --output data/acr_train
+        --every 200 --out data/ohta_eval          # OHTA's evaluation frames
+    python scripts/prepare.py acr --root data/InterHand2.6M --split train --out data/acr_train
 
 attentionhand: RGB crops, mesh images rendered from the 3D labels, template prompts and modalities.json.
 ohta: one-shot inputs (img/, mask/, anno/*.pkl) for single hands, left hands mirrored to right.
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None):
     parser.add_argument("method", choices=sorted(DEFAULTS))
     parser.add_argument("--root", required=True, help="dataset folder with images/ and annotations/")
     parser.add_argument("--split", default="train")
-    parser.add_argument("--output", required=True)
+    parser.add_argument("--out", "--output", dest="out", required=True, help="output folder")
     parser.add_argument("--size", type=int, default=None, help="crop side in pixels (attentionhand 512, ohta 256)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many samples")
     parser.add_argument("--path_contains", help="only images whose path contains this (e.g. Capture0/ROM03_RT_No_Occlusion)")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None):
     try:
         dataset = InterHandDataset(config)
         exporter = {"attentionhand": export_attentionhand, "ohta": export_ohta, "acr": export_acr}[args.method]
-        return exporter(dataset, args.output, args.limit, args.overwrite)
+        return exporter(dataset, args.out, args.limit, args.overwrite)
     except (InterHandFormatError, OutputExistsError) as error:
         parser.exit(2, f"error: {error}\n")
 

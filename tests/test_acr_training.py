@@ -18,7 +18,7 @@ TINY = ACRNetConfig(backbone_width=8, head_width=16, pose_width=32, shape_width=
 @pytest.fixture(scope="module")
 def acr_index(synthetic_root, tmp_path_factory):
     folder = tmp_path_factory.mktemp("acr") / "index"
-    prepare(["acr", "--root", str(synthetic_root), "--output", str(folder), "--size", "128"])
+    prepare(["acr", "--root", str(synthetic_root), "--out", str(folder), "--size", "128"])
     return folder
 
 

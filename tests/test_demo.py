@@ -7,7 +7,7 @@ import demo
 
 
 def test_demo_writes_images_and_config(tmp_path):
-    out = demo.main(["--output", str(tmp_path / "demo"), "--size", "96", "--device", "cpu"])
+    out = demo.main(["--out", str(tmp_path / "demo"), "--size", "96", "--device", "cpu"])
     names = set(demo.demo_poses())
     assert {"rest", "fist", "point", "spread"} <= names
     for name in names:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class TextInputConfig:
     """How the input image of a text-to-avatar run is made."""
 
-    weights: str = "checkpoints/attentionhand/attentionhand.ckpt"
+    weights: str = "weights/attentionhand.ckpt"
     """AttentionHand: the official ldm checkpoint or a diffusers SD1.5 folder."""
     controlnet: str | None = None
     """A ControlNet folder (save_pretrained) replacing the one in `weights`."""

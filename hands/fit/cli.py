@@ -17,7 +17,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--landmarker", default=None, help="HandLandmarker .task (default checkpoints/mediapipe/)")
-    parser.add_argument("--mano-dir", default=None, help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
+    parser.add_argument("--mano_dir", "--mano-dir", dest="mano_dir", default=None,
+                        help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--focal_ratio", type=float, default=2.0, help="focal length / max(H, W) of the unknown camera")
     parser.add_argument("--scale", type=float, default=1.3, help="crop side / the hand's extent")
