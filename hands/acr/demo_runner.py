@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from hands.acr.checkpoint import CheckpointError, load_official_checkpoint
 from hands.acr.model import ACRNet, ACRNetConfig
-from hands.acr.postprocess import HandDetection, PostprocessConfig, input_intrinsics, place_hand
+from hands.acr.postprocess import CENTRE, HandDetection, PostprocessConfig, input_intrinsics, input_pixels, place_hand
 from hands.acr.predictor import ACRPredictor, Letterbox
 from hands.geometry.smoothing import HandSmoother
 from hands.io.atomic import atomic_path, check_writable
@@ -144,10 +144,10 @@ def smooth(hand: HandDetection, smoother: HandSmoother, predictor: ACRPredictor)
     orient, pose, betas = smoother(hand.global_orient, hand.hand_pose, hand.betas)
     layer = predictor.layers[hand.side]
     out = layer(orient[None].to(layer.v_template), pose[None].to(layer.v_template), betas[None].to(layer.v_template))
-    root = out.joints[:, 9:10]
+    root = out.joints[:, CENTRE:CENTRE + 1]
     hand.global_orient, hand.hand_pose, hand.betas = orient, pose, betas
     hand.vertices, hand.joints = (out.vertices - root)[0], (out.joints - root)[0]
     camera = hand.camera.to(hand.joints)
-    hand.joints_2d = (camera[0] * hand.joints[:, :2] + camera[1:3] + 1) * (predictor.input_size / 2)
+    hand.joints_2d = input_pixels(camera[0] * hand.joints[:, :2] + camera[1:3], predictor.input_size)
     hand.translation = place_hand(camera, hand.joints, hand.joints_2d, predictor.input_size, predictor.config)
     return hand

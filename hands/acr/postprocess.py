@@ -167,11 +167,17 @@ def decode(maps: ACRMaps, detections: list[dict], layers: dict[str, ManoLayer], 
         for side, vector in params.items():
             hand = {k: v[0] for k, v in decode_hand(vector[None], layers[side]).items()}
             camera, joints = hand["camera"], hand["joints"]
-            joints_2d = (hand["joints_2d"] + 1) * (image_size / 2)
+            joints_2d = input_pixels(hand["joints_2d"], image_size)
             hands.append(HandDetection(
                 b, side, found[side][0], found[side][1], camera, hand["global_orient"], hand["hand_pose"], hand["betas"],
                 hand["vertices"], joints, joints_2d, place_hand(camera, joints, joints_2d, image_size, config)))
     return hands
+
+
+def input_pixels(normalised: Tensor, image_size: int) -> Tensor:
+    """Weak-perspective projections (..., 2) in [-1, 1] -> pixels of the square network input in ACR's convention:
+    (p + 1) * size / 2, origin at the top-left corner of the first pixel (the release's (pj2d + 1) * 256)."""
+    return (normalised + 1) * (image_size / 2)
 
 
 def input_intrinsics(image_size: int, focal: float) -> np.ndarray:
@@ -185,10 +191,10 @@ def place_hand(camera: Tensor, joints: Tensor, joints_2d: Tensor, image_size: in
     """Translation (3,), meters, that puts the root-relative hand (joints (21,3)) in front of the input camera of
     `input_intrinsics`: RANSAC PnP onto joints_2d (21,2, input pixels) as the release does, or the closed-form
     weak-perspective match (also where PnP has fewer than 4 joints to use, where the release stops)."""
+    if config.placement == "pnp":
+        t = solve_translation_pnp(joints.detach().float().cpu().numpy(), joints_2d.detach().float().cpu().numpy(),
+                                  input_intrinsics(image_size, config.focal))
+        if t is not None:
+            return torch.as_tensor(t, dtype=joints.dtype, device=joints.device)
     weak = WeakPerspectiveCamera(camera[:1], camera[None, 1:3], (image_size, image_size))
-    closed_form = weak.to_perspective_translation(config.focal * image_size / 512)[0]
-    if config.placement == "closed_form":
-        return closed_form
-    t = solve_translation_pnp(joints.detach().float().cpu().numpy(), joints_2d.detach().float().cpu().numpy(),
-                              input_intrinsics(image_size, config.focal))
-    return closed_form if t is None else torch.as_tensor(t, dtype=joints.dtype, device=joints.device)
+    return weak.to_perspective_translation(config.focal * image_size / 512)[0]

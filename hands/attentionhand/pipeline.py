@@ -22,6 +22,7 @@ from diffusers import StableDiffusionControlNetPipeline
 from hands.attentionhand.attention import TextAttentionConfig, text_attention_update
 from hands.attentionhand.components import StableDiffusionParts, encode_prompts
 from hands.attentionhand.tokenizer import hand_token_positions
+from hands.io.images import decode_image_file
 
 
 @dataclass
@@ -60,10 +61,7 @@ HINT_SIZE = 512
 def read_mesh_hint(path: str | Path) -> np.ndarray:
     """The mesh image as the release reads it: decoded straight to grey (cv2.IMREAD_GRAYSCALE) and resized to
     512² bilinearly: (512, 512) uint8."""
-    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if grey is None:
-        raise FileNotFoundError(f"cannot read the mesh image {path}")
-    return cv2.resize(grey, (HINT_SIZE, HINT_SIZE))
+    return cv2.resize(decode_image_file(path, cv2.IMREAD_GRAYSCALE, "mesh image"), (HINT_SIZE, HINT_SIZE))
 
 
 def full_prompt(prompt: str, added_prompt: str) -> str:

@@ -138,9 +138,8 @@ def hand_token_positions(tokenizer: CLIPTokenizer, prompt: str, rule: HandWordRu
         raise ValueError(f"hand word rule must be 'project' or 'release', got {rule!r}")
     words = word_token_positions(tokenizer, prompt)
     if rule == "release":
-        head = fix_prompt(prompt)[:RELEASE_PROMPT_CHARACTERS].split()
-        chosen = [i for i, (word, _) in enumerate(words[:len(head)]) if is_release_hand_word(head[i])]
-        chosen = chosen or [0][:len(words)]
+        head = fix_prompt(prompt)[:RELEASE_PROMPT_CHARACTERS].split()  # the release tags these; the last may be cut
+        chosen = [i for i, word in enumerate(head[:len(words)]) if is_release_hand_word(word)] or ([0] if words else [])
     else:
         chosen = [i for i, (word, _) in enumerate(words) if is_hand_word(word)]
     positions = []

@@ -37,8 +37,7 @@ from hands.ohta.avatar import HandAvatar
 from hands.ohta.volume import (
     RAY_BOX_MARGIN,
     VolumeConfig,
-    box_interval,
-    box_ray_mask,
+    box_ray_intervals,
     compositing_weights,
     endpoint_depths,
     front_depth,
@@ -195,17 +194,17 @@ class CachedView:
             posed = avatar.pose(view.pose[None, :3].to(K), view.pose[None, 3:].to(K), view.betas[None].to(K),
                                 torch.Generator(device).manual_seed(config.seed))
             box = view.box
-            if box is None:
+            if box is None:  # the posed mesh ± 0.01 dm stands in for the annotation's box (its vertices ± 0.01)
                 corners = posed.vertices[0].detach().cpu()
                 box = torch.stack([corners.amin(0) - RAY_BOX_MARGIN, corners.amax(0) + RAY_BOX_MARGIN])
-            self.box_rays = box_ray_mask(view.K.cpu(), view.Th.cpu(), box.cpu(), (H, W)).numpy()
+            entry, exit_ = box_ray_intervals(view.K.cpu(), view.Th.cpu(), box.cpu(), (H, W))
+            self.box_rays = (exit_ > entry).numpy()
             if config.volume.sampling == "dense":  # the release: 64 depths from entry to exit of the ray box
-                active = torch.nonzero(torch.from_numpy(self.box_rays)).to(device)
+                rows, cols = torch.nonzero(exit_ > entry, as_tuple=True)
+                active = torch.stack([rows, cols], dim=1).to(device)
                 directions = pixel_rays(K, active[:, [1, 0]][None])[0]
-                low, high = (box.to(K) + torch.tensor([[-RAY_BOX_MARGIN], [RAY_BOX_MARGIN]], device=device)).unbind(0)
-                near, far = box_interval(-Th.expand_as(directions), directions, low.expand_as(directions),
-                                         high.expand_as(directions))
-                z = endpoint_depths(near, far, config.volume.dense_samples, perturb=False)
+                z = endpoint_depths(entry[rows, cols].to(K), exit_[rows, cols].to(K), config.volume.dense_samples,
+                                    perturb=False)
             else:
                 depth = front_depth(posed, K, Th, (H, W), config.volume.dilate_pixels)[0]
                 active = torch.nonzero(depth > 0)  # (R, 2) rows (v, u)

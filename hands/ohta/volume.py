@@ -99,16 +99,24 @@ def box_interval(origins: torch.Tensor, directions: torch.Tensor, low: torch.Ten
     return torch.minimum(t0, t1).amax(dim=-1).clamp_min(0), torch.maximum(t0, t1).amin(dim=-1)
 
 
-def box_ray_mask(K: torch.Tensor, Th: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(H, W) bool: the pixels whose rays meet the 3D box (2, 3) widened by RAY_BOX_MARGIN (release convention:
-    rays through integer pixel coordinates); K (3, 3), Th (3,) dm."""
+def box_ray_intervals(K: torch.Tensor, Th: torch.Tensor, box: torch.Tensor,
+                      size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entry and exit (H, W) of every pixel's ray (release convention: through integer pixel coordinates, unit
+    depth) through the 3D box (2, 3) widened by RAY_BOX_MARGIN; K (3, 3), Th (3,) dm. A ray misses where exit <=
+    entry."""
     H, W = size
     v, u = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
     directions = pixel_rays(K[None].float(), torch.stack([u, v], -1).reshape(1, -1, 2))[0]
     origins = -Th.float().reshape(1, 3).expand_as(directions)
     low, high = (box.float().to(directions) + torch.tensor([[-RAY_BOX_MARGIN], [RAY_BOX_MARGIN]])).unbind(0)
     near, far = box_interval(origins, directions, low.expand_as(directions), high.expand_as(directions))
-    return (far > near).reshape(H, W)
+    return near.reshape(H, W), far.reshape(H, W)
+
+
+def box_ray_mask(K: torch.Tensor, Th: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W) bool: the pixels whose rays meet the 3D box (see `box_ray_intervals`)."""
+    near, far = box_ray_intervals(K, Th, box, size)
+    return far > near
 
 
 def compositing_weights(alpha: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hands.data.crops import AugmentConfig, expand_bbox, sample_crop, transform_points, warp_image
+from hands.data.crops import MIRROR_X, AugmentConfig, expand_bbox, sample_crop, transform_points, warp_image
 from hands.data.interhand.format import HAND_TYPES, JOINT_SLICE, ROOT_INDEX, mano_params_to_camera, neuralannot_to_flat
 from hands.data.interhand.index import InterHandIndex, InterHandRecord
 from hands.io.images import read_image
@@ -107,12 +107,11 @@ class InterHandDataset(Dataset):
             orient, transl = mano_params_to_camera(pose[:3], trans, root, R_total, t_total)
             return side, orient, pose[3:], betas, transl
         # Mirrored: the camera transform includes x -> -x; the hand becomes the other side's model.
-        unmirrored = np.diag([-1.0, 1.0, 1.0]) @ R_total
-        orient, transl = mano_params_to_camera(pose[:3], trans, root, unmirrored, np.diag([-1.0, 1.0, 1.0]) @ t_total)
+        unmirrored = MIRROR_X @ R_total
+        orient, transl = mano_params_to_camera(pose[:3], trans, root, unmirrored, MIRROR_X @ t_total)
         other = "left" if side == "right" else "right"
         other_root = self.layers[other].rest_joints(torch.as_tensor(betas))[0, 0].cpu().numpy()
-        mirror = np.diag([-1.0, 1.0, 1.0])
-        transl = mirror @ (transl + root) - other_root
+        transl = MIRROR_X @ (transl + root) - other_root
         hand_pose = (pose[3:].reshape(15, 3) * POSE_MIRROR).reshape(45)
         return other, orient * POSE_MIRROR, hand_pose, betas, transl
 
