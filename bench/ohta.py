@@ -12,7 +12,8 @@ upper bounds. Speeds do not depend on the appearance weights.
 
 Renders: `band` and `dense` are `volume.render_image` (every sample evaluated, colour networks at every sample);
 `baked` is what animate/creation use (`CachedView`: occupancy front to back, stopping at opaque rays, only the
-samples carrying the weight shaded). Creation: inversion + 7 reference views + texture fitting, 8 views x
+samples carrying the weight shaded); `baked dense` bakes the release's 64 depths through the ray box instead
+(`creation.volume.sampling=dense`). Creation: inversion + 7 reference views + texture fitting, 8 views x
 --finetune_steps steps, 2 patches of 110/256 of the side, L1 only (no LPIPS weights here).
 """
 
@@ -34,6 +35,8 @@ from hands.ohta.checkpoint import load_avatar
 from hands.ohta.creation import CachedView, CreationConfig, create_avatar
 from hands.ohta.prior import pretrain_pairof
 from hands.ohta.volume import VolumeConfig, render_image
+
+DENSE_BAKE = CreationConfig(volume=VolumeConfig(sampling="dense", perturb=False))
 
 
 def once(fn) -> float:
@@ -78,7 +81,8 @@ def main() -> None:
         with torch.no_grad():
             posed = avatar.pose(view.pose[None, :3], view.pose[None, 3:], view.betas[None], torch.Generator().manual_seed(0))
             times = {"band": once(lambda: render_image(avatar, posed, K, Th, view.size, identity, VolumeConfig(perturb=False))),
-                     "baked": once(lambda: render_view(avatar, view))}
+                     "baked": once(lambda: render_view(avatar, view)),
+                     "baked dense": once(lambda: render_view(avatar, view, config=DENSE_BAKE))}
             if size in args.dense_sizes:
                 times["dense"] = once(lambda: render_image(avatar, posed, K, Th, view.size, identity,
                                                               VolumeConfig(sampling="dense", perturb=False)))
