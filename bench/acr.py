@@ -20,10 +20,10 @@ import torch
 import torchvision
 from timing import median_seconds
 
-from hands.acr.demo_runner import render_hands
 from hands.acr.model import ACRNet
 from hands.acr.postprocess import PostprocessConfig
 from hands.acr.predictor import ACRPredictor
+from hands.prediction.runner import draw_predictions
 from hands.utils.device import resolve_device
 
 
@@ -56,8 +56,7 @@ def main() -> None:
 
             def end_to_end():
                 frame = cv2.cvtColor(cv2.imread(str(source)), cv2.COLOR_BGR2RGB)
-                hands, box = predictor.predict(frame)
-                picture = render_hands(frame, hands, box, {s: layer.faces for s, layer in predictor.layers.items()}, config.focal)
+                picture = draw_predictions(frame, predictor.predict(frame), predictor.faces)
                 cv2.imwrite(str(Path(folder) / "out.jpg"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
             full = median_seconds(end_to_end, args.repeats, warmup=1)

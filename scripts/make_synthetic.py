@@ -1,50 +1,6 @@
-"""Write a synthetic hand dataset in the InterHand2.6M file format.
+"""A synthetic hand dataset in the InterHand2.6M format (the package's `hands synth`; kept for the scripts' users)."""
 
-    python scripts/make_synthetic.py --out data/synthetic [--config configs/synthetic.yaml] [key=value ...]
-    python scripts/make_synthetic.py --out data/synthetic --num 10000 --seed 0
-
-Keys are the fields of `hands.data.synthetic.generator.SyntheticConfig` (num_images, split, seed, ...). An
-interrupted run resumes when started again with the same settings; --overwrite starts over.
-"""
-
-from __future__ import annotations
-
-import argparse
-import logging
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hands.config import ConfigError, load_config  # noqa: E402
-from hands.data.synthetic.generator import SyntheticConfig, SyntheticWriter  # noqa: E402
-from hands.io.atomic import OutputExistsError  # noqa: E402
-from hands.utils.device import resolve_device  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", "--output", dest="out", required=True, help="dataset folder (images/ and annotations/ are created in it)")
-    parser.add_argument("--config", default=None, help="YAML file with SyntheticConfig fields")
-    parser.add_argument("--overwrite", action="store_true", help="start over, replacing an existing dataset")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (rendering)")
-    parser.add_argument("--num", type=int, default=None, help="number of images (same as num_images=N)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (same as seed=N)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides of SyntheticConfig")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    overrides = list(args.overrides)
-    overrides += [f"num_images={args.num}"] if args.num is not None else []
-    overrides += [f"seed={args.seed}"] if args.seed is not None else []
-    try:
-        config = load_config(SyntheticConfig, args.config, overrides)
-    except ConfigError as error:
-        parser.error(str(error))
-    try:
-        return SyntheticWriter(config, args.out, resolve_device(args.device)).run(overwrite=args.overwrite)
-    except (ConfigError, OutputExistsError) as error:
-        parser.exit(2, f"error: {error}\n")
-
+from hands.cli.synth import main
 
 if __name__ == "__main__":
     main()

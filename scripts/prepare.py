@@ -1,60 +1,6 @@
-"""Make method-specific training inputs from an InterHand-format dataset (InterHand2.6M or a synthetic set).
+"""Method inputs from an InterHand-format dataset (the package's `hands prepare acr|ohta|attentionhand`; kept for the scripts' users)."""
 
-    python scripts/prepare.py attentionhand --root data/InterHand2.6M --split train --out data/attentionhand
-    python scripts/prepare.py ohta --root data/InterHand2.6M --split test --out data/ohta_oneshot
-    python scripts/prepare.py ohta --root data/InterHand2.6M --split test --path_contains Capture0/ROM03_RT_No_Occlusion \
-        --every 200 --out data/ohta_eval          # OHTA's evaluation frames
-    python scripts/prepare.py acr --root data/InterHand2.6M --split train --out data/acr_train
-
-attentionhand: RGB crops, mesh images rendered from the 3D labels, template prompts and modalities.json.
-ohta: one-shot inputs (img/, mask/, anno/*.pkl) for single hands, left hands mirrored to right.
-acr: whole images padded to 512 x 512, 33-class part-label maps and index.npz (cameras, poses, centres, joints).
-"""
-
-from __future__ import annotations
-
-import argparse
-import logging
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hands.data.exports import export_acr, export_attentionhand, export_ohta  # noqa: E402
-from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset  # noqa: E402
-from hands.data.interhand.index import InterHandFormatError  # noqa: E402
-from hands.io.atomic import OutputExistsError  # noqa: E402
-
-DEFAULTS = {"attentionhand": {"image_size": 512, "bbox_scale": 2.0}, "ohta": {"image_size": 256, "bbox_scale": 1.5},
-            "acr": {"image_size": 512, "bbox_scale": 1.0}}
-
-
-def main(argv: list[str] | None = None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("method", choices=sorted(DEFAULTS))
-    parser.add_argument("--root", required=True, help="dataset folder with images/ and annotations/")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--out", "--output", dest="out", required=True, help="output folder")
-    parser.add_argument("--size", type=int, default=None, help="crop side in pixels (attentionhand 512, ohta 256)")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many samples")
-    parser.add_argument("--path_contains", help="only images whose path contains this (e.g. Capture0/ROM03_RT_No_Occlusion)")
-    parser.add_argument("--every", type=int, default=1, help="every n-th selected annotation (OHTA's evaluation: 200)")
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    defaults = DEFAULTS[args.method]
-    config = InterHandDataConfig(root=args.root, split=args.split, image_size=args.size or defaults["image_size"],
-                                 bbox_scale=defaults["bbox_scale"], require_mano=True,
-                                 hand_types=["right", "left"] if args.method == "ohta" else ["right", "left", "interacting"],
-                                 mirror_left=args.method == "ohta", full_image=args.method == "acr",
-                                 path_contains=args.path_contains, every=args.every)
-    try:
-        dataset = InterHandDataset(config)
-        exporter = {"attentionhand": export_attentionhand, "ohta": export_ohta, "acr": export_acr}[args.method]
-        return exporter(dataset, args.out, args.limit, args.overwrite)
-    except (InterHandFormatError, OutputExistsError) as error:
-        parser.exit(2, f"error: {error}\n")
-
+from hands.cli.prepare_interhand import main
 
 if __name__ == "__main__":
     main()

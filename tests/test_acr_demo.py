@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from demo import main as demo
 from hands.acr.model import ACRNet, ACRNetConfig
+from hands.prediction import load_predictions
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +41,16 @@ def test_folder_mode_writes_everything(checkpoint, frames, tmp_path):
         image = cv2.imread(str(out / f"{frame['frame']}.jpg"))
         assert image.shape == (128, 96, 3)
         arrays = np.load(out / f"{frame['frame']}.npz")
+        predictions = load_predictions(out / f"{frame['frame']}.npz")
+        assert [p.side for p in predictions] == [h["side"] for h in frame["hands"]]
+        assert all(h["reprojection_px"] is None and len(h["keypoints_2d_bbox"]) == 4 for h in frame["hands"])
         for hand in frame["hands"]:
             side = hand["side"]
             assert arrays[f"{side}_vertices"].shape == (778, 3) and arrays[f"{side}_hand_pose"].shape == (45,)
             assert (out / f"{frame['frame']}_{side}.obj").is_file()
     assert any(frame["hands"] for frame in summary["frames"])
+    config = OmegaConf.load(out / "config.yaml")
+    assert config.method == "acr" and config.acr.temporal and config.run.save_mesh
     with pytest.raises(SystemExit):  # refuses to replace the previous run
         demo(["--demo_mode", "folder", "--inputs", str(frames), "--out", str(out), "--checkpoint", str(checkpoint)])
 

@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.transform import Rotation
 
 from hands.data.ohta_oneshot import read_oneshot_annotation
 from hands.eval.alignment import procrustes_align
@@ -64,7 +63,7 @@ def test_task_bundle_packs_the_wheels_two_models(tmp_path):
 
 
 def test_missing_bundle_says_how_to_make_it(tmp_path):
-    with pytest.raises(LandmarkerUnavailableError, match="setup_landmarker.py"):
+    with pytest.raises(LandmarkerUnavailableError, match="hands prepare landmarker"):
         HandDetector(tmp_path / "hand_landmarker.task")
 
 
@@ -157,7 +156,7 @@ def test_detector_and_fit_on_the_labelled_in_the_wild_photo():
         assert pck(hands[0].keypoints, labels, 0.1) >= 0.95
         fits = fitter.fit_image(image)
         assert len(fits) == 1 and fits[0].side == "right"
-        assert pck(fits[0].projected, labels, 0.1) >= 0.95
+        assert pck(fits[0].keypoints_2d, labels, 0.1) >= 0.95
         assert fits[0].reprojection_error < 5.0
         assert fits[0].transl[2] > 0.1 and np.isfinite(fits[0].vertices).all()
     finally:
@@ -250,34 +249,5 @@ def test_fit_demo_on_a_video(tmp_path):
                  "--chunk", "1", "--landmarker", str(landmarker)])  # frame by frame, One-Euro smoothed (as a webcam)
     betas = [np.load(live / f"{t:06d}.npz")["right_betas"] for t in range(4)]
     assert not np.array_equal(betas[0], betas[1]) and np.abs(betas[1] - betas[0]).max() < 1.0
-    with pytest.raises(SystemExit, match="2"):  # no --inputs: the webcam, which this machine lacks
+    with pytest.raises(SystemExit, match="camera 7"):  # no --inputs: the webcam, which this machine lacks
         demo(["--demo_mode", "fit", "--cam_id", "7", "--out", str(tmp_path / "cam"), "--landmarker", str(landmarker)])
-
-
-def test_fit_smoother_calms_jittered_live_fits():
-    from hands.fit.mano_fit import HandFit
-    from hands.fit.pipeline import FitSmoother
-
-    layers = {side: build_mano(side, pose_convention="flat") for side in ("right", "left")}
-    rng = np.random.default_rng(0)
-    pose = sample_hand_poses(rng, 1, layers["right"].hand_components.numpy(), layers["right"].hands_mean.numpy())[0]
-    K = np.array([[600.0, 0, 320], [0, 600, 240], [0, 0, 1]])
-    smoother, raw, calm = FitSmoother(layers), [], []
-    for _ in range(30):
-        noisy = HandFit("right", np.array([np.pi, 0, 0]) + rng.normal(0, 0.03, 3), pose + rng.normal(0, 0.05, 45),
-                        rng.normal(0, 0.1, 10), np.array([0, 0, 0.5]) + rng.normal(0, 0.004, 3), K,
-                        np.zeros((778, 3)), np.zeros((21, 3)), np.zeros((21, 2)), np.zeros((21, 2)))
-        raw.append(noisy)
-        calm.append(smoother([noisy])[0])
-    jitter = lambda fits, key: np.mean([np.linalg.norm(getattr(b, key) - getattr(a, key)) for a, b in zip(fits, fits[1:])])  # noqa: E731
-    for key in ("hand_pose", "transl"):
-        assert jitter(calm, key) < 0.5 * jitter(raw, key), key
-    turn = lambda fits: np.mean([(Rotation.from_rotvec(b.global_orient) * Rotation.from_rotvec(a.global_orient).inv()).magnitude()  # noqa: E731
-                                 for a, b in zip(fits, fits[1:])])  # axis-angle near pi flips sign: compare rotations
-    assert turn(calm) < 0.5 * turn(raw)
-    last = calm[-1]
-    with torch.no_grad():
-        again = layers["right"](*(torch.tensor(v, dtype=torch.float32)[None] for v in
-                                  (last.global_orient, last.hand_pose, last.betas, last.transl)))
-    np.testing.assert_allclose(last.vertices, again.vertices[0].numpy(), atol=1e-5)  # the hand is posed again
-    assert np.abs(np.mean([f.hand_pose for f in calm[10:]], 0) - pose).mean() < 0.03

@@ -25,7 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-DEFAULT_CHECKPOINT = Path("checkpoints/acr/wild.pkl")
+from hands.io.home import home_file
+
+DEFAULT_CHECKPOINT = home_file("acr", "wild.pkl")
 PREFIX_MAP = (
     ("backbone.hand_segm.segm_head.upsampler.up1.conv.double_conv.", "segmentation.upsample_convs."),
     ("backbone.hand_segm.segm_head.segm_net.double_conv.", "segmentation.classifier."),

@@ -1,4 +1,4 @@
-"""ACR training samples from an index written by `scripts/prepare.py acr` (images, part maps, index.npz)."""
+"""ACR training samples from an index written by `hands prepare acr` (images, part maps, index.npz)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class ACRTrainingSet(Dataset):
         self.folder = Path(folder)
         index_path = self.folder / "index.npz"
         if not index_path.is_file():
-            raise FileNotFoundError(f"ACR training index not found: {index_path} (make it with scripts/prepare.py acr)")
+            raise FileNotFoundError(f"ACR training index not found: {index_path} (make it with `hands prepare acr`)")
         with np.load(index_path) as data:
             self.index = {key: data[key] for key in data.files}
         self.rows = np.arange(len(self.index["name"])) if rows is None else np.asarray(rows)

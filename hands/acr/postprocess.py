@@ -80,6 +80,8 @@ class HandDetection:
     joints: Tensor
     joints_2d: Tensor
     translation: Tensor
+    root: Tensor
+    """(3,) meters: the middle MCP of the un-translated MANO hand (vertices + root = MANO's own output)."""
 
 
 def centre_peaks(centre: Tensor, kernel: int = 5) -> tuple[Tensor, Tensor, Tensor]:
@@ -135,8 +137,8 @@ def decode_hand(vector: Tensor, layer: ManoLayer) -> dict[str, Tensor]:
     """ACR's 109-vectors (N,109) = camera (s, tx, ty) | 16 x 6D rotations | 10 betas -> a dict of: rotations
     (N,16,3,3) as predicted (finger rotations relative to MANO's hands_mean, as ACR's flat_hand_mean=False MANO
     expects), global_orient (N,3) and hand_pose (N,45) axis-angle in the flat convention, betas, camera, and the
-    MANO vertices (N,778,3) and joints (N,21,3) relative to the middle MCP with their weak-perspective projection
-    joints_2d (N,21,2) in normalised coordinates. `layer` must use pose_convention='flat'."""
+    MANO vertices (N,778,3) and joints (N,21,3) relative to the middle MCP (root (N,3)) with their
+    weak-perspective projection joints_2d (N,21,2) in normalised coordinates. `layer` must use pose_convention='flat'."""
     if layer.pose_convention != "flat":
         raise ValueError("ACR decoding expects MANO layers built with pose_convention='flat'")
     vector = vector.to(layer.v_template)
@@ -149,7 +151,7 @@ def decode_hand(vector: Tensor, layer: ManoLayer) -> dict[str, Tensor]:
     root = out.joints[:, CENTRE:CENTRE + 1]
     joints = out.joints - root
     return {"rotations": rotations, "global_orient": axis_angle[:, 0], "hand_pose": hand_pose.reshape(-1, 45),
-            "betas": betas, "camera": camera, "vertices": out.vertices - root, "joints": joints,
+            "betas": betas, "camera": camera, "vertices": out.vertices - root, "joints": joints, "root": root[:, 0],
             "joints_2d": camera[:, None, :1] * joints[..., :2] + camera[:, None, 1:3]}
 
 
@@ -170,7 +172,7 @@ def decode(maps: ACRMaps, detections: list[dict], layers: dict[str, ManoLayer], 
             joints_2d = input_pixels(hand["joints_2d"], image_size)
             hands.append(HandDetection(
                 b, side, found[side][0], found[side][1], camera, hand["global_orient"], hand["hand_pose"], hand["betas"],
-                hand["vertices"], joints, joints_2d, place_hand(camera, joints, joints_2d, image_size, config)))
+                hand["vertices"], joints, joints_2d, place_hand(camera, joints, joints_2d, image_size, config), hand["root"]))
     return hands
 
 

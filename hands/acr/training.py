@@ -21,7 +21,7 @@ class ACRTrainConfig:
     """Data, model and optimisation of an ACR training run."""
 
     data: str = "data/acr_train"
-    """Folder written by `scripts/prepare.py acr` (images/, parts/, index.npz)."""
+    """Folder written by `hands prepare acr` (images/, parts/, index.npz)."""
     val_data: str | None = None
     """A separate validation folder; without it the last `val_fraction` of `data` is held out."""
     val_fraction: float = 0.1

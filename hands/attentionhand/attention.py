@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,7 @@ from diffusers.models.attention_processor import Attention
 class TextAttentionConfig:
     """The text attention stage of training (and optional guidance at sampling time)."""
 
-    mode: str = "fast"
+    mode: Literal["paper", "fast", "off"] = "fast"
     """paper (the release's 50 latent updates per branch), fast (one update, both branches at once) or off."""
     iterations: int = 50
     """Latent updates per branch in paper mode."""
@@ -43,7 +43,7 @@ class TextAttentionConfig:
     """σ of the 3x3 Gaussian applied to each token's map (0 turns smoothing off)."""
     level: int = 2
     """UNet level whose cross-attention is read: 2 = a quarter of the latent size (16x16 at 512²)."""
-    hand_words: str = "project"
+    hand_words: Literal["project", "release"] = "project"
     """Which tokens are excited: project (a hand vocabulary; no update without a hand word) or release (hand,
     hands, gesture, finger, fingers and -ing verbs in the first 75 characters, else the first word)."""
 

@@ -19,10 +19,15 @@ from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, DDPMSchedul
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from hands.attentionhand.tokenizer import MAX_LENGTH, clip_tokenizer, fix_prompt
+from hands.io.home import home_file
 
 log = logging.getLogger(__name__)
 
 # SD1.x's scaled-linear noise schedule (ldm: linear_start 0.00085, linear_end 0.012, 1000 steps).
+#: The official weights (attentionhand.ckpt) and the training start (sd15_ini.ckpt), under $HANDS_HOME/attentionhand/.
+DEFAULT_WEIGHTS = str(home_file("attentionhand", "attentionhand.ckpt"))
+DEFAULT_BASE = str(home_file("attentionhand", "sd15_ini.ckpt"))
+
 SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                 prediction_type="epsilon")
 SAMPLING = dict(clip_sample=False, set_alpha_to_one=False, steps_offset=1)

@@ -27,10 +27,11 @@ import ftfy
 from transformers import CLIPTokenizer
 
 from hands.io.atomic import atomic_write_bytes
+from hands.io.home import cache_dir
 
 MAX_LENGTH = 77
 NUM_MERGES = 49152 - 256 - 2
-CACHE_DIR = Path.home() / ".cache" / "hands" / "clip_tokenizer"
+CACHE_DIR = cache_dir("clip_tokenizer")
 
 # Words treated as hand-related for the text attention stage (no corpus download; plurals handled below).
 HAND_WORDS = frozenset({

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from hands.attentionhand.attention import TextAttentionConfig, text_attention_update
-from hands.attentionhand.components import StableDiffusionParts, encode_images, encode_prompts, load_parts
+from hands.attentionhand.components import DEFAULT_BASE, StableDiffusionParts, encode_images, encode_prompts, load_parts
 from hands.attentionhand.data import ModalitiesDataset
 from hands.attentionhand.tokenizer import hand_token_positions
 from hands.io.atomic import atomic_directory, atomic_write_bytes
@@ -31,10 +32,10 @@ class AttentionHandTrainConfig:
     """Data, base weights and optimisation of an AttentionHand training run (release defaults)."""
 
     data: str = "data/attentionhand/modalities.json"
-    """Training modalities (JSON lines with mesh, rgb, text and optionally bbox), e.g. from scripts/prepare.py."""
-    base: str = "weights/sd15_ini.ckpt"
+    """Training modalities (JSON lines with mesh, rgb, text and optionally bbox), e.g. from `hands prepare`."""
+    base: str = DEFAULT_BASE
     """SD1.5 weights: the official sd15_ini.ckpt / attentionhand.ckpt, or a local diffusers folder."""
-    architecture: str = "sd15"
+    architecture: Literal["sd15", "tiny"] = "sd15"
     """Layout of an ldm checkpoint in `base`: sd15, or tiny (the test models)."""
     controlnet: str | None = None
     """A ControlNet folder (save_pretrained) to start from instead of the one in `base`."""
@@ -46,9 +47,9 @@ class AttentionHandTrainConfig:
     """Train the ControlNet only; False also trains the UNet's decoder (release option)."""
     local_weight: float = 0.5
     """Loss = (1 - w)·MSE_global + w·MSE_local; 0 trains the global branch only."""
-    local_latent: str = "local"
+    local_latent: Literal["local", "global"] = "local"
     """Latent the local branch noises: local (the paper) or global (the released code's bug, for comparison)."""
-    local_box: str = "release"
+    local_box: Literal["release", "all_pixels"] = "release"
     """Hand box of the local branch without a bbox: release (first two contours of the 512² mesh image) or
     all_pixels (every pixel brighter than 127)."""
     text_attention: TextAttentionConfig = field(default_factory=TextAttentionConfig)
@@ -199,3 +200,13 @@ class ImageLogger(pl.Callback):
         atomic_write_bytes(name.with_suffix(".png"), encode_image(np.concatenate(rows, axis=0), ".png"), overwrite=True)
         atomic_write_bytes(name.with_suffix(".txt"), "".join(t + "\n" for t in batch["text"][:len(rows)]).encode(), overwrite=True)
         module.controlnet.train()
+
+
+def training_callbacks(config: AttentionHandTrainConfig, output: Path) -> list[pl.Callback]:
+    """The registry's callbacks: sample images every `log_images_every` steps into <run>/images."""
+    return [ImageLogger(output / "images", config.log_images_every, config.log_sampling_steps)]
+
+
+def export_trained(module: AttentionHandModule, output: Path, trainer: pl.Trainer) -> Path:
+    """The registry's export: the trained ControlNet in `save_pretrained` format, <run>/controlnet."""
+    return module.export_controlnet(output / "controlnet", overwrite=True)

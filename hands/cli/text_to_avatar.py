@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 
-from hands.attentionhand.components import load_parts
+from hands.attentionhand.components import DEFAULT_WEIGHTS, load_parts
 from hands.attentionhand.pipeline import SamplingConfig, sample_images
 from hands.ohta.avatar import HandAvatar
 from hands.ohta.creation import ViewGeometry
@@ -24,13 +25,13 @@ log = logging.getLogger(__name__)
 class TextInputConfig:
     """How the input image of a text-to-avatar run is made."""
 
-    weights: str = "weights/attentionhand.ckpt"
+    weights: str = DEFAULT_WEIGHTS
     """AttentionHand: the official ldm checkpoint or a diffusers SD1.5 folder."""
     controlnet: str | None = None
     """A ControlNet folder (save_pretrained) replacing the one in `weights`."""
-    architecture: str = "sd15"
+    architecture: Literal["sd15", "tiny"] = "sd15"
     sampling: SamplingConfig = dataclasses.field(default_factory=lambda: SamplingConfig(num_samples=1))
-    pose: str = "relaxed"
+    pose: Literal["rest", "relaxed", "fist", "point", "spread"] = "relaxed"
     """Named finger pose when no --input annotation gives one (rest, relaxed, fist, point, spread)."""
 
 

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
-METRICS_DIR = Path("checkpoints/metrics")
+from hands.io.home import home_file
+
+METRICS_DIR = home_file("metrics")
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 VGG16_FILE = "vgg16-397923af.pth"
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"

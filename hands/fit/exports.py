@@ -8,8 +8,9 @@ import torch
 from hands.data.crops import CropParams, expand_bbox, warp_image
 from hands.data.ohta_oneshot import OneShotAnnotation, oneshot_annotation
 from hands.data.prompts import describe_pose, hand_prompt
-from hands.fit.mano_fit import HandFit, project
 from hands.mano.layer import ManoLayer
+from hands.prediction.smoothing import project_points
+from hands.prediction.types import HandPrediction
 from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes
 from hands.render.draw import to_uint8_image
 
@@ -21,22 +22,22 @@ def crop_around(points: np.ndarray, size: int, scale: float = 1.3) -> CropParams
     return CropParams(centre=np.array([x + w / 2, y + h / 2]), width=float(w), rotation=0.0, out_size=(size, size))
 
 
-def projected_vertices(fit: HandFit) -> np.ndarray:
-    return project(torch.as_tensor(fit.vertices)[None], torch.as_tensor(fit.K)[None])[0].numpy()
+def projected_vertices(fit: HandPrediction) -> np.ndarray:
+    return project_points(fit.vertices, fit.K)
 
 
-def render_fits(fits: list[HandFit], faces: dict[str, torch.Tensor], K: np.ndarray, size: int):
+def render_fits(fits: list[HandPrediction], faces: dict[str, torch.Tensor], K: np.ndarray, size: int):
     """Mesh image and mask of the fitted hands through intrinsics K at size x size (AttentionHand's mesh style)."""
     meshes = join_meshes([Meshes(torch.as_tensor(f.vertices).float()[None], faces[f.side].cpu()) for f in fits])
     return Renderer(size).render(meshes, PerspectiveCamera(torch.as_tensor(K).float()), ["mesh_image", "mask"])
 
 
-def oneshot_input(fit: HandFit, layer: ManoLayer, image: np.ndarray, size: int = 256,
+def oneshot_input(fit: HandPrediction, layer: ManoLayer, image: np.ndarray, size: int = 256,
                   scale: float = 1.3) -> tuple[np.ndarray, np.ndarray, OneShotAnnotation]:
     """OHTA's input from a fitted right hand: the square crop (size, size, 3) around it, the hand's mask rendered
     from the fit, and the annotation (crop camera; the fit stands in for the ground-truth joints)."""
     if fit.side != "right":
-        raise ValueError("OHTA avatars are right hands: fit the mirrored image (scripts/prepare_ohta.py does)")
+        raise ValueError("OHTA avatars are right hands: fit the mirrored image (`hands prepare ohta_input` does)")
     crop = crop_around(projected_vertices(fit), size, scale)
     K = crop.intrinsics(fit.K)
     mask = render_fits([fit], {"right": layer.faces}, K, size).mask[0].cpu().numpy()
@@ -49,7 +50,7 @@ def oneshot_input(fit: HandFit, layer: ManoLayer, image: np.ndarray, size: int =
     return warp_image(image, crop), mask, annotation
 
 
-def modality_sample(fits: list[HandFit], faces: dict[str, torch.Tensor], image: np.ndarray, size: int = 512,
+def modality_sample(fits: list[HandPrediction], faces: dict[str, torch.Tensor], image: np.ndarray, size: int = 512,
                     scale: float = 1.3) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """AttentionHand's modalities from fitted hands: the square crop around all of them (size, size, 3), their
     mesh image and mask in the crop, and the prompt describing each hand's pose."""

@@ -3,7 +3,7 @@
 mediapipe 1.2.2 ships the HandLandmarker runtime but no model. The palm detector and the landmark network ship as
 tflite files inside the mediapipe 0.10.21 wheel (Apache-2.0); `build_task_bundle` packs them into the `.task`
 zip that HandLandmarker reads (`hand_detector.tflite` + `hand_landmarks_detector.tflite`). `make setup` runs
-`scripts/setup_landmarker.py` once (a 36 MB download from PyPI); everything after is offline.
+`hands prepare landmarker` once (a 36 MB download from PyPI); everything after is offline.
 
 Handedness: the Tasks HandLandmarker (unlike the legacy `solutions.hands`, whose docs say it assumes a mirrored
 selfie image) labels the person's hand correctly in an ordinary, unmirrored photo: on the fixtures, the right palm
@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from hands.io.atomic import atomic_path
+from hands.io.home import home_file
 
 log = logging.getLogger(__name__)
 
-#: Where `make setup` puts the bundle: the repository's checkpoints/ (override with $HANDS_LANDMARKER).
-DEFAULT_TASK_PATH = Path(__file__).resolve().parents[2] / "checkpoints" / "mediapipe" / "hand_landmarker.task"
+#: Where `make setup` puts the bundle: $HANDS_HOME/mediapipe/ (override with $HANDS_LANDMARKER).
+DEFAULT_TASK_PATH = home_file("mediapipe", "hand_landmarker.task")
 
 
 def default_task_path() -> Path:
@@ -108,7 +109,7 @@ class HandDetector:
         path = Path(task_path or default_task_path())
         if not path.is_file():
             raise LandmarkerUnavailableError(
-                f"HandLandmarker model not found at {path}: run `python scripts/setup_landmarker.py` (packs the "
+                f"HandLandmarker model not found at {path}: run `hands prepare landmarker` (packs the "
                 f"models of the {MODEL_WHEEL} wheel from PyPI; `make setup` does it), or pass --landmarker PATH")
         from mediapipe.tasks.python import BaseOptions, vision
 

@@ -77,34 +77,6 @@ class FitConfig:
     device: str = "cpu"
 
 
-@dataclass
-class HandFit:
-    """One fitted hand in the camera frame (meters, OpenCV axes): MANO `global_orient` (3,), `hand_pose` (45,)
-    flat-hand axis-angle, `betas` (10,), `transl` (3,) as the MANO layer takes them; `K` (3,3) the camera;
-    `vertices` (778,3) and `joints` (21,3, canonical order) posed; `keypoints` (21,2) the detected and
-    `projected` (21,2) the fitted joints in pixels."""
-
-    side: str
-    global_orient: np.ndarray
-    hand_pose: np.ndarray
-    betas: np.ndarray
-    transl: np.ndarray
-    K: np.ndarray
-    vertices: np.ndarray
-    joints: np.ndarray
-    keypoints: np.ndarray
-    projected: np.ndarray
-
-    @property
-    def reprojection_error(self) -> float:
-        """Mean distance (pixels) between fitted and detected keypoints."""
-        return float(np.linalg.norm(self.projected - self.keypoints, axis=-1).mean())
-
-    def to_dict(self) -> dict[str, np.ndarray]:
-        return {k: np.asarray(getattr(self, k)) for k in
-                ("global_orient", "hand_pose", "betas", "transl", "K", "vertices", "joints", "keypoints", "projected")}
-
-
 def default_intrinsics(image_size: tuple[int, int], focal_ratio: float = 2.0) -> np.ndarray:
     """(3,3) pinhole intrinsics for an image (H, W) of unknown camera: f = focal_ratio * max(H, W)."""
     H, W = image_size

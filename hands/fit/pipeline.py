@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hands.fit.landmarker import DetectedHand, HandDetector
-from hands.fit.mano_fit import FitConfig, HandFit, default_intrinsics, fit_mano, project
-from hands.geometry.smoothing import HandSmoother, OneEuroFilter
+from hands.fit.mano_fit import FitConfig, default_intrinsics, fit_mano
 from hands.mano import build_mano
 from hands.mano.layer import ManoLayer
+from hands.prediction.smoothing import PredictionSmoother
+from hands.prediction.types import SIDES, HandPrediction, PredictorConfig
 from hands.utils.device import resolve_device
 
 
@@ -29,7 +31,8 @@ class HandFitter:
         self.detector = detector or HandDetector(landmarker)
         device = resolve_device(self.config.device)
         self.layers: dict[str, ManoLayer] = {side: build_mano(side, mano_dir, pose_convention="flat", device=device)
-                                             for side in ("right", "left")}
+                                             for side in SIDES}
+        self.faces = {side: layer.faces.cpu().numpy() for side, layer in self.layers.items()}
 
     def close(self) -> None:
         self.detector.close()
@@ -38,14 +41,14 @@ class HandFitter:
         return np.asarray(K, dtype=np.float64) if K is not None else default_intrinsics(image_size, self.config.focal_ratio)
 
     def fit_detections(self, detections: list[DetectedHand], K: np.ndarray, sequence: bool = False,
-                       masks: list[np.ndarray] | None = None) -> list[HandFit]:
+                       masks: list[np.ndarray] | None = None) -> list[HandPrediction]:
         """MANO fits of detected hands seen by camera K (3,3), batched per side; `sequence`: the detections of each
         side are consecutive frames of one hand (shared shape, temporal smoothness); `masks`: one (H, W) bool mask
         of each hand (adds the silhouette term). Same order as `detections`."""
         by_side: dict[str, list[int]] = defaultdict(list)
         for index, hand in enumerate(detections):
             by_side[hand.side].append(index)
-        fits: list[HandFit | None] = [None] * len(detections)
+        fits: list[HandPrediction | None] = [None] * len(detections)
         for side, indices in by_side.items():
             layer = self.layers[side]
             keypoints = torch.tensor(np.stack([detections[i].keypoints for i in indices]))
@@ -54,15 +57,18 @@ class HandFitter:
             side_masks = torch.tensor(np.stack([masks[i] for i in indices])) if masks is not None else None
             results = fit_mano(layer, keypoints, cameras, landmarks, self.config, sequence=sequence, masks=side_masks)
             for i, result in zip(indices, results):
-                fits[i] = HandFit(side=side, K=np.asarray(K), keypoints=detections[i].keypoints,
-                                  **{k: v.detach().cpu().double().numpy() for k, v in result.items()})
+                values = {k: v.detach().cpu().double().numpy() for k, v in result.items()}
+                fits[i] = HandPrediction(side, values["global_orient"], values["hand_pose"], values["betas"],
+                                         values["transl"], np.asarray(K), values["vertices"], values["joints"],
+                                         values["projected"], detections[i].score,
+                                         {"detected_keypoints_2d": detections[i].keypoints})
         return fits  # type: ignore[return-value]
 
-    def fit_image(self, image: np.ndarray, K: np.ndarray | None = None) -> list[HandFit]:
+    def fit_image(self, image: np.ndarray, K: np.ndarray | None = None) -> list[HandPrediction]:
         """Every hand in an RGB uint8 image (H, W, 3); K (3,3) defaults to `default_intrinsics`."""
         return self.fit_detections(self.detector.detect(image), self.intrinsics(image.shape[:2], K))
 
-    def fit_frames(self, frames: list[np.ndarray], K: np.ndarray | None = None, smooth: bool = True) -> list[list[HandFit]]:
+    def fit_frames(self, frames: list[np.ndarray], K: np.ndarray | None = None, smooth: bool = True) -> list[list[HandPrediction]]:
         """Hands of consecutive video frames; with `smooth`, each side is fitted as one hand over the frames (one
         shape, temporal term). At most one hand per side and frame is kept (the most confident)."""
         if not frames:
@@ -78,32 +84,55 @@ class HandFitter:
             return [self.fit_detections(hands, K) for hands in per_frame]
         flat = [(t, hand) for t, hands in enumerate(per_frame) for hand in hands]
         fits = self.fit_detections([hand for _, hand in flat], K, sequence=True)
-        result: list[list[HandFit]] = [[] for _ in frames]
+        result: list[list[HandPrediction]] = [[] for _ in frames]
         for (t, _), fit in zip(flat, fits):
             result[t].append(fit)
         return result
 
 
-class FitSmoother:
-    """One-Euro filtering of fits arriving frame by frame (a webcam), per side: ACR's settings for orientation,
-    pose and shape (`hands.geometry.smoothing`), the pose's settings for the translation; the hands are posed again."""
+@dataclass
+class FitPredictorConfig(PredictorConfig):
+    """MediaPipe keypoints + MANO fitting on any photo (no trained weights)."""
 
-    def __init__(self, layers: dict[str, ManoLayer], smooth_coeff: float = 4.0) -> None:
-        self.layers = layers
-        self.hands = {side: HandSmoother(smooth_coeff) for side in layers}
-        self.transl = {side: OneEuroFilter(smooth_coeff, 0.7) for side in layers}
+    landmarker: str | None = None
+    """HandLandmarker .task bundle (default: checkpoints/mediapipe/hand_landmarker.task, made by `make setup`)."""
+    mirrored: bool = False
+    """The frames were flipped left-right (a selfie preview saved as shown): swap MediaPipe's handedness. A webcam
+    read through OpenCV is not mirrored."""
+    chunk: int = 16
+    """With `temporal`, folders and videos fit this many consecutive frames together (one shape per hand, smooth
+    motion); 1 (and the webcam) smooths frame by frame instead."""
+    tracking: bool = False
+    """Track hands across frames (MediaPipe's VIDEO mode), for videos and webcams."""
+    focal_ratio: float = 2.0
+    """Without intrinsics, focal length = focal_ratio * max(H, W) pixels."""
 
-    def __call__(self, fits: list[HandFit]) -> list[HandFit]:
-        smoothed = []
-        for fit in fits:
-            layer = self.layers[fit.side]
-            as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=layer.v_template.dtype, device=layer.v_template.device)  # noqa: E731
-            orient, pose, betas = self.hands[fit.side](as_t(fit.global_orient), as_t(fit.hand_pose), as_t(fit.betas))
-            transl = self.transl[fit.side](fit.transl)
-            with torch.no_grad():
-                out = layer(orient[None], pose[None], betas[None], as_t(transl)[None])
-                projected = project(out.joints, as_t(fit.K)[None])[0]
-            numpy = lambda x: x.detach().cpu().double().numpy()  # noqa: E731
-            smoothed.append(HandFit(fit.side, numpy(orient), numpy(pose), numpy(betas), np.asarray(transl), fit.K,
-                                    numpy(out.vertices[0]), numpy(out.joints[0]), fit.keypoints, numpy(projected)))
-        return smoothed
+
+class FitPredictor:
+    """The fit front end as a `HandPredictor`: `predict` fits one frame (smoothed with `temporal`),
+    `predict_sequence` fits `sequence_length` consecutive frames together."""
+
+    def __init__(self, config: FitPredictorConfig) -> None:
+        if config.chunk < 1:
+            raise ValueError(f"chunk must be at least 1, got {config.chunk}")
+        self.config = config
+        detector = HandDetector(config.landmarker, mirrored=config.mirrored, video=config.tracking or config.temporal)
+        fit = FitConfig(device=str(resolve_device(config.device)), focal_ratio=config.focal_ratio)
+        self.fitter = HandFitter(detector, fit, config.mano_dir)
+        self.faces = self.fitter.faces
+        self.sequence_length = config.chunk if config.temporal else 1
+        self.smoother = PredictionSmoother(self.fitter.layers, config.smooth_coeff) if config.temporal else None
+
+    def predict(self, image: np.ndarray, K: np.ndarray | None = None) -> list[HandPrediction]:
+        hands = self.fitter.fit_image(image, K)
+        return self.smoother(hands) if self.smoother is not None else hands
+
+    def predict_sequence(self, frames: list[np.ndarray], K: np.ndarray | None = None) -> list[list[HandPrediction]]:
+        return self.fitter.fit_frames(frames, K, smooth=len(frames) > 1)
+
+    def reset(self) -> None:
+        if self.smoother is not None:
+            self.smoother.reset()
+
+    def close(self) -> None:
+        self.fitter.close()

@@ -8,18 +8,16 @@ import os
 import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from hands.io.atomic import atomic_path
+from hands.io.home import home_file
 from hands.io.safe_pickle import load_pickle
+from hands.prediction.types import SIDES, Side  # noqa: F401  (re-exported: the sides of every MANO file)
 
-Side = Literal["right", "left"]
-#: The two hand sides, right first (the order of 42-joint arrays and two-hand outputs).
-SIDES: tuple[Side, ...] = ("right", "left")
-
-#: Where official MANO files are looked for when no path is given (override with $HANDS_MANO_DIR).
+#: Where official MANO files are looked for when no path is given, in order: $HANDS_MANO_DIR, then models/mano
+#: (the originals' layout, relative to the working folder), then $HANDS_HOME/mano.
 DEFAULT_MANO_DIR = Path("models/mano")
 MANO_DOWNLOAD_HINT = (
     "MANO is licensed and cannot be shipped: register at https://mano.is.tue.mpg.de, download 'Models & Code', "
@@ -192,7 +190,7 @@ def save_mano_file(model: ManoModelData, path: str | Path, overwrite: bool = Fal
 
 
 def resolve_model_path(side: Side, model_path: str | Path | None) -> Path | None:
-    """The official file to use for `side`: `model_path` (a file or a folder), else $HANDS_MANO_DIR or models/mano.
+    """The official file to use for `side`: `model_path` (a file or a folder), else $HANDS_MANO_DIR, models/mano or $HANDS_HOME/mano.
 
     Returns None when no path was given and no official file is present (the caller then uses the built-in model);
     raises FileNotFoundError when a given path does not hold the file.
@@ -208,5 +206,8 @@ def resolve_model_path(side: Side, model_path: str | Path | None) -> Path | None
         if not path.is_file():
             raise FileNotFoundError(f"MANO model file not found: {path}. {MANO_DOWNLOAD_HINT}")
         return path
-    default = Path(os.environ.get("HANDS_MANO_DIR", DEFAULT_MANO_DIR)) / filename
-    return default if default.is_file() else None
+    if os.environ.get("HANDS_MANO_DIR"):
+        folders = [Path(os.environ["HANDS_MANO_DIR"])]
+    else:
+        folders = [DEFAULT_MANO_DIR, home_file("mano")]
+    return next((folder / filename for folder in folders if (folder / filename).is_file()), None)

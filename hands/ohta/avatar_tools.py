@@ -64,7 +64,7 @@ def _default_view(avatar, avatar_path: str | Path, size: int) -> ViewGeometry:
 
 
 def animate(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(prog="create.py animate", description="render an avatar through poses and views")
+    parser = argparse.ArgumentParser(prog="hands avatar animate", description="render an avatar through poses and views")
     parser.add_argument("--avatar", required=True, help="avatar folder (or the release's .tar)")
     parser.add_argument("--poses", help="finger poses .npy/.npz/.json (N, 45) or (N, 48); default: a built-in sequence")
     parser.add_argument("--turntable", type=int, default=0, help="also turn the hand round in this many frames")
@@ -86,7 +86,7 @@ def animate(argv: list[str]) -> Path:
 
 
 def export(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(prog="create.py export", description="the avatar as a mesh with vertex colours")
+    parser = argparse.ArgumentParser(prog="hands avatar export", description="the avatar as a mesh with vertex colours")
     parser.add_argument("--avatar", required=True)
     parser.add_argument("--pose", help="finger pose file (the first row is used); default: the flat hand")
     parser.add_argument("--albedo", action="store_true", help="bake the albedo only (no shadow)")
@@ -117,7 +117,7 @@ def _render_identities(avatar, codes: torch.Tensor, view: ViewGeometry, out: Pat
 
 
 def interpolate(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(prog="create.py interpolate", description="render identities between two avatars")
+    parser = argparse.ArgumentParser(prog="hands avatar interpolate", description="render identities between two avatars")
     parser.add_argument("--avatars", nargs=2, required=True, metavar=("A", "B"))
     parser.add_argument("--prior", help="networks to render with (default: avatar A's)")
     parser.add_argument("--steps", type=int, default=8)
@@ -134,7 +134,7 @@ def interpolate(argv: list[str]) -> Path:
 
 
 def sample(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(prog="create.py sample", description="render new identities drawn from a prior")
+    parser = argparse.ArgumentParser(prog="hands avatar sample", description="render new identities drawn from a prior")
     parser.add_argument("--prior", required=True)
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
@@ -147,9 +147,9 @@ def sample(argv: list[str]) -> Path:
 
 
 def evaluate(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(prog="create.py evaluate", description="PSNR/SSIM/LPIPS on test frames (OHTA's protocol)")
+    parser = argparse.ArgumentParser(prog="hands avatar evaluate", description="PSNR/SSIM/LPIPS on test frames (OHTA's protocol)")
     parser.add_argument("--avatar", required=True)
-    parser.add_argument("--frames", required=True, help="folder of one-shot inputs (scripts/prepare.py ohta --split test)")
+    parser.add_argument("--frames", required=True, help="folder of one-shot inputs (`hands prepare ohta` --split test)")
     parser.add_argument("--lpips_weights", help="vgg16-397923af.pth (default checkpoints/metrics/)")
     _common(parser)
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ def evaluation_frames(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     images = sorted(p for p in (folder / "img").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not images:
-        raise FileNotFoundError(f"no test frames in {folder}/img (make them with scripts/prepare.py ohta --split test)")
+        raise FileNotFoundError(f"no test frames in {folder}/img (make them with `hands prepare ohta` --split test)")
     return images
 
 

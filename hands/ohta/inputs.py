@@ -113,7 +113,7 @@ def read_oneshot_input(image_path: str | Path, size: int | None = None, pose_off
     mask = matte > MASK_THRESHOLD
     if not anno_path.is_file():
         raise FileNotFoundError(f"annotation not found: {anno_path} (the one-shot input needs <root>/anno/<name>.pkl; "
-                                "scripts/prepare.py ohta writes it for InterHand2.6M frames)")
+                                "`hands prepare ohta` writes it for InterHand2.6M frames)")
     annotation = read_oneshot_annotation(anno_path)
     if not mask.any():
         raise ValueError(f"mask {mask_path} marks no hand pixel")

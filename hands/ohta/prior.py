@@ -1,7 +1,7 @@
 """OHTA prior learning: the texture field, albedo/shadow networks, identity codes, shape deformer and PairOF's
 decoder learned on many hands (InterHand2.6M right hands, or a synthetic set) as a Lightning module.
 
-Data: a folder of one-shot inputs (`scripts/prepare.py ohta --split train`), with captures.json giving each
+Data: a folder of one-shot inputs (`hands prepare ohta --split train`), with captures.json giving each
 input's capture (its identity row). Per sample, as the release: the crop composited over a random background colour,
 2 patches of 32² (centred on the hand with p = 0.8, else on the box around it), the avatar posed with the deformer
 driven by the capture's identity code. Losses (release weights): L1 + LPIPS (when its weights are present) on the
@@ -33,7 +33,7 @@ from hands.geometry.mesh import boundary_fan
 from hands.geometry.winding import inside_mesh
 from hands.mano import load_mano_model
 from hands.ohta.avatar import HandAvatar
-from hands.ohta.checkpoint import load_avatar
+from hands.ohta.checkpoint import load_avatar, save_avatar
 from hands.ohta.creation import RELEASE_POSE_OFFSET
 from hands.ohta.inputs import read_oneshot_input
 from hands.ohta.volume import VolumeConfig, render_pixels
@@ -132,7 +132,7 @@ class OneShotFolder(torch.utils.data.Dataset):
         self.root, self.pose_offset = Path(root), pose_offset
         annotations = sorted((self.root / "anno").glob("*.pkl"))
         if not annotations:
-            raise FileNotFoundError(f"no one-shot inputs in {self.root}/anno (make them with scripts/prepare.py ohta)")
+            raise FileNotFoundError(f"no one-shot inputs in {self.root}/anno (make them with `hands prepare ohta`)")
         self.names = [p.stem for p in annotations]
         captures_file = self.root / "captures.json"
         if captures_file.is_file():
@@ -282,3 +282,9 @@ class OHTAPriorModule(pl.LightningModule):
         self.log_dict({f"train/{k}": v.detach() for k, v in totals.items()}, batch_size=B)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=B)
         return loss
+
+
+def export_trained(module: OHTAPriorModule, output: Path, trainer: pl.Trainer) -> Path:
+    """The registry's export: the learned prior as an avatar folder, <run>/prior (for `hands avatar create
+    --checkpoint`)."""
+    return save_avatar(module.avatar, output / "prior", {"trained_steps": trainer.global_step}, overwrite=True)

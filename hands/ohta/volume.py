@@ -14,6 +14,7 @@ The band's samples sit at bin centres, or uniformly within their bins with `pert
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ RAY_BOX_MARGIN = 0.01
 class VolumeConfig:
     """Sample placement and compositing (OHTA frame units: decimetres)."""
 
-    sampling: str = "band"
+    sampling: Literal["band", "dense"] = "band"
     """band (around the rasterized surface) or dense (the release: the whole box)."""
     band_samples: int = 12
     band_front: float = 0.1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Union
+from typing import Iterable, Literal, Union
 
 import torch
 from torch import Tensor
@@ -23,7 +23,7 @@ OUTPUTS = ("mask", "depth", "face_ids", "barycentrics", "normals", "part_labels"
 class RenderConfig:
     """How meshes are rasterized and shaded."""
 
-    backend: str = "torch"
+    backend: Literal["torch", "pytorch3d"] = "torch"
     """'torch' (built in, CPU or CUDA) or 'pytorch3d' (when importable; perspective cameras only)."""
     cull_backfaces: bool = False
     """Skip faces whose outward side points away from the camera (pyrender's default for single-sided materials)."""

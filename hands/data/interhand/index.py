@@ -287,12 +287,12 @@ class InterHandIndex:
         """Open the index of `split` under `root`, building it first when missing or stale.
 
         The index lives in `cache_dir` (default `<root>/annotations/<split>/hands_index`, or
-        `~/.cache/hands/interhand/...` when the dataset folder is read-only)."""
+        `$HANDS_HOME/cache/interhand/...` when the dataset folder is read-only)."""
         root = Path(root)
         sources = _sources(root, split)
         folder = Path(cache_dir) if cache_dir else annotation_path(root, split, "data").parent / "hands_index"
         if cache_dir is None and not os.access(folder.parent, os.W_OK):
-            folder = Path.home() / ".cache" / "hands" / "interhand" / f"{abs(hash(str(root.resolve())))}_{split}"
+            folder = cache_dir("interhand") / f"{abs(hash(str(root.resolve())))}_{split}"
         meta_path = folder / "meta.json"
         stale = True
         if meta_path.is_file() and not rebuild:

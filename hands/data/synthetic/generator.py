@@ -14,6 +14,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -46,7 +47,7 @@ SEED_KIND = {"capture": 1, "sequence": 2, "frame": 3, "lighting": 4}
 
 @dataclass
 class SyntheticConfig:
-    """What `scripts/make_synthetic.py` generates."""
+    """What `hands synth` generates."""
 
     num_images: int = 48
     """Images to write (rounded up to whole frames of `cameras_per_capture` views)."""
@@ -80,7 +81,7 @@ class SyntheticConfig:
     """Hands turn by up to this angle from MANO's rest orientation (180: uniformly random)."""
     camera_cone_deg: float = 180.0
     """Cameras sit within this angle of the world +z axis (180: anywhere around the hands)."""
-    lighting: str = "image"
+    lighting: Literal["image", "capture"] = "image"
     """"image": new lights, ambient and roughness for every image (augmentation); "capture": one fixed lighting
     (in camera axes) per capture, so a subject looks the same in every frame up to its pose (appearance checks)."""
     jpeg_quality: int = 92

@@ -1,4 +1,4 @@
-"""Command-line pieces shared by the scripts that fit photos (scripts/prepare_ohta.py, scripts/prepare_modalities.py)."""
+"""Command-line pieces shared by the scripts that fit photos (`hands prepare ohta_input`, `hands prepare modalities`)."""
 
 from __future__ import annotations
 

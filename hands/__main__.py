@@ -1,0 +1,5 @@
+"""`python -m hands`: the `hands` command."""
+
+from hands.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""AttentionHand inference: hand images from mesh renders and prompts.
+
+    python inference.py --sample_path samples/modalities.json --weights weights/attentionhand.ckpt \\
+        [--steps 20 --guidance 9.0 --num_samples 4 --seed 42 --out outputs/attentionhand] [--attention_guidance]
+
+--weights is the official ldm-format checkpoint (attentionhand.ckpt, or sd15_ini.ckpt for the untrained start) or
+a diffusers Stable Diffusion 1.5 folder; --controlnet swaps in a ControlNet saved by `train.py` or
+`save_pretrained`. Each line of the modalities file gives images <out>/<sample id>_<k>.png, one line of
+records.jsonl (prompt, seed, settings) and, once, config.yaml. Existing outputs are never replaced without
+--overwrite; --skip_existing continues an interrupted run. With several processes (RANK / WORLD_SIZE set, e.g. by
+torchrun) each takes every WORLD_SIZE-th sample. --export_controlnet DIR writes the ControlNet with
+`save_pretrained` so any diffusers pipeline can load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import typing
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hands.attentionhand.components import DEFAULT_WEIGHTS, load_parts
+from hands.attentionhand.data import ModalitiesError, read_modalities, read_prompt
+from hands.attentionhand.pipeline import SamplingConfig, build_pipeline, read_mesh_hint, sample_images
+from hands.config import save_config
+from hands.io.atomic import OutputExistsError, atomic_directory, atomic_write_bytes, check_writable
+from hands.io.images import encode_image
+from hands.utils.device import resolve_device
+
+log = logging.getLogger("inference")
+
+
+@dataclasses.dataclass
+class InferenceConfig:
+    """What `inference.py` ran with (written to <out>/config.yaml)."""
+
+    sample_path: str = "samples/modalities.json"
+    weights: str = DEFAULT_WEIGHTS
+    controlnet: str | None = None
+    architecture: str = "sd15"
+    device: str = "auto"
+    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, InferenceConfig]:
+    parser = argparse.ArgumentParser(prog="hands generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sample_path", default="samples/modalities.json", help="modalities file (JSON lines)")
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="ldm .ckpt or diffusers SD folder")
+    parser.add_argument("--controlnet", help="ControlNet folder written by save_pretrained (overrides the one in --weights)")
+    parser.add_argument("--architecture", default="sd15", help="layout of an ldm checkpoint: sd15 or tiny")
+    parser.add_argument("--out", default="outputs/attentionhand", help="output folder")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--skip_existing", action="store_true", help="skip samples whose images all exist")
+    parser.add_argument("--export_controlnet", help="also save the ControlNet (save_pretrained) to this folder")
+    hints = typing.get_type_hints(SamplingConfig)
+    for item in dataclasses.fields(SamplingConfig):
+        kind = hints[item.name]
+        if kind is bool:
+            parser.add_argument(f"--{item.name}", action="store_true", help="(flag)")
+        elif typing.get_origin(kind) is typing.Literal:
+            parser.add_argument(f"--{item.name}", choices=typing.get_args(kind), default=item.default,
+                                help=f"default: {item.default!r}")
+        else:
+            parser.add_argument(f"--{item.name}", type=kind, default=item.default, help=f"default: {item.default!r}")
+    args = parser.parse_args(argv)
+    sampling = SamplingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingConfig)})
+    config = InferenceConfig(args.sample_path, args.weights, args.controlnet, args.architecture, args.device, sampling)
+    return args, config
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args, config = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = Path(args.out)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    try:
+        entries = read_modalities(config.sample_path)[rank::world]
+        prompts = [read_prompt(entry.text) for entry in entries]
+    except ModalitiesError as error:
+        raise SystemExit(f"error: {error}") from None
+    count = config.sampling.num_samples
+    targets = {entry.file_id: [out / f"{entry.file_id}_{k}.png" for k in range(count)] for entry in entries}
+    todo = [(e, p) for e, p in zip(entries, prompts) if not (args.skip_existing and all(t.exists() for t in targets[e.file_id]))]
+    try:
+        if not (args.overwrite or args.skip_existing):
+            for paths in targets.values():
+                for path in paths:
+                    check_writable(path, False)
+        if args.export_controlnet:
+            check_writable(args.export_controlnet, args.overwrite)
+    except OutputExistsError as error:
+        raise SystemExit(f"error: {error}") from None
+
+    device = resolve_device(config.device)
+    try:
+        parts = load_parts(config.weights, config.controlnet, config.architecture)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    parts.freeze().to(device)
+    if args.export_controlnet:
+        with atomic_directory(args.export_controlnet, args.overwrite) as tmp:
+            parts.controlnet.save_pretrained(tmp)
+        log.info("saved the ControlNet to %s", args.export_controlnet)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml", overwrite=True)
+    pipeline = build_pipeline(parts)
+    log.info("sampling %d image(s) for each of %d sample(s) into %s", count, len(todo), out)
+    records = []
+    for entry, prompt in tqdm(todo, desc="attentionhand", unit="sample"):
+        images, record = sample_images(parts, read_mesh_hint(entry.mesh), prompt, config.sampling, pipeline)
+        for path, image in zip(targets[entry.file_id], images):
+            atomic_write_bytes(path, encode_image(image, ".png"), overwrite=True)
+        records.append(json.dumps({"id": entry.file_id, "mesh": str(entry.mesh), "images": [p.name for p in targets[entry.file_id]],
+                                   **record}))
+    if records:
+        log_name = "records.jsonl" if world == 1 else f"records.rank{rank}.jsonl"
+        previous = (out / log_name).read_text() if (out / log_name).exists() and args.skip_existing else ""
+        atomic_write_bytes(out / log_name, (previous + "".join(r + "\n" for r in records)).encode(), overwrite=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
