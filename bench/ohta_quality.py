@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 def synthetic_inputs(folder: Path, seed: int, lighting: str, images: int) -> Path:
     """Right-hand one-shot inputs at 64² (img/, mask/, anno/, captures.json) from a fresh synthetic set."""
-    from hands.data.exports import export_ohta
     from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
     from hands.mano import build_mano
+    from hands.ohta.interhand_inputs import export_ohta
     from scripts.make_synthetic import main as make_synthetic
 
     raw, inputs = folder / "interhand", folder / "inputs"

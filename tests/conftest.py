@@ -53,7 +53,7 @@ def synthetic_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def attentionhand_modalities(synthetic_root, tmp_path_factory) -> Path:
     """AttentionHand training modalities (rgb, mesh, text, bbox) of 8 synthetic samples, 96 x 96."""
-    from hands.data.exports import export_attentionhand
+    from hands.attentionhand.interhand_inputs import export_attentionhand
     from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
     from hands.mano import build_mano
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hands.attentionhand.data import ModalitiesDataset, ModalitiesError, hand_box_from_mesh, read_modalities
-from hands.data.exports import export_attentionhand
+from hands.attentionhand.interhand_inputs import export_attentionhand
 from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
 from hands.io.images import read_image
 from tests.conftest import fixture_path

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from hands.data.exports import export_attentionhand, export_ohta
+from hands.attentionhand.interhand_inputs import export_attentionhand
+from hands.attentionhand.prompts import describe_pose, hand_prompt
 from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
-from hands.data.ohta_oneshot import GT_ORDER_FROM_MANO, OneShotFormatError, read_oneshot_annotation, write_oneshot_annotation
-from hands.data.prompts import describe_pose, hand_prompt
 from hands.io.safe_pickle import load_pickle
 from hands.mano import build_mano
 from hands.mano.joints import POSE_MIRROR, convert_joints
 from hands.mano.poses import named_hand_pose
+from hands.ohta.interhand_inputs import export_ohta
+from hands.ohta.oneshot import GT_ORDER_FROM_MANO, OneShotFormatError, read_oneshot_annotation, write_oneshot_annotation
 from tests.conftest import fixture_path
 
 
@@ -113,7 +114,7 @@ def test_attentionhand_export(synthetic_root, layers, tmp_path):
 
 
 def test_weak_perspective_fit_and_centre_maps():
-    from hands.data.acr_targets import centre_heatmap, centre_radius, fit_weak_perspective, separate_centres
+    from hands.acr.targets import centre_heatmap, centre_radius, fit_weak_perspective, separate_centres
 
     rng = np.random.default_rng(0)
     joints = rng.normal(0, 0.05, (21, 3))
@@ -136,7 +137,7 @@ def test_weak_perspective_fit_and_centre_maps():
 
 
 def test_acr_export(synthetic_root, layers, tmp_path):
-    from hands.data.exports import export_acr
+    from hands.acr.interhand_inputs import export_acr
 
     config = InterHandDataConfig(root=str(synthetic_root), image_size=128, require_mano=True, full_image=True)
     index = np.load(export_acr(InterHandDataset(config, mano_layers=layers), tmp_path / "acr"))

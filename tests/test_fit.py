@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from hands.data.ohta_oneshot import read_oneshot_annotation
 from hands.eval.alignment import procrustes_align
 from hands.eval.metrics import pck_2d
 from hands.fit.landmarker import BUNDLE_MEMBERS, HandDetector, LandmarkerUnavailableError, build_task_bundle, default_task_path
@@ -17,6 +16,7 @@ from hands.geometry.pnp import solve_translation
 from hands.io.atomic import OutputExistsError
 from hands.mano import build_mano
 from hands.mano.limits import clamp_to_limits, limit_excess, sample_hand_poses
+from hands.ohta.oneshot import read_oneshot_annotation
 from tests.conftest import fixture_path
 
 

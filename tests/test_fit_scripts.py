@@ -7,9 +7,9 @@ import pytest
 import create
 from hands.attentionhand.data import read_modalities, read_prompt
 from hands.data.crops import CropParams
-from hands.data.ohta_oneshot import GT_ORDER_FROM_MANO, read_oneshot_annotation
 from hands.mano.joints import convert_joints
 from hands.ohta.inputs import read_oneshot_input
+from hands.ohta.oneshot import GT_ORDER_FROM_MANO, read_oneshot_annotation
 from inference import main as inference
 from scripts.prepare_modalities import main as prepare_modalities
 from scripts.prepare_ohta import main as prepare_ohta

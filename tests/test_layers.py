@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hands"
-FOUNDATIONS = ("mano", "geometry", "render", "io", "eval", "data", "utils")
+FOUNDATIONS = ("mano", "geometry", "render", "io", "eval", "data", "utils", "prediction")
 METHODS = ("acr", "attentionhand", "ohta", "fit")
 
 

@@ -36,7 +36,7 @@ SIZE = 40
 def view_of(orient, seed):
     K = torch.tensor([[SIZE * 2.4, 0, SIZE / 2 - 0.5], [0, SIZE * 2.4, SIZE / 2 - 0.5], [0, 0, 1]])
     fingers = torch.randn(45, generator=torch.Generator().manual_seed(seed)) * 0.2
-    return ViewGeometry(K, torch.tensor([0.0, 0.0, 4.5]), torch.cat([torch.tensor(orient), fingers]), torch.zeros(10),
+    return ViewGeometry(K, torch.tensor([0.0, 0.0, 0.45]), torch.cat([torch.tensor(orient), fingers]), torch.zeros(10),
                         (SIZE, SIZE))
 
 
@@ -58,7 +58,7 @@ def test_reference_views_turn_about_the_hand_axis(prior):
     assert all(float(v.pose[3:].abs().max()) == 0 for v in reference_views(prior, view, 4, pose_offset=0.0))
     # the axis is standard MANO's (778 vertices) in the input's finger pose without its offset, as the release
     mano = standard_mano(prior)
-    offset_view = ViewGeometry(view.K, view.Th, torch.cat([view.pose[:3], view.pose[3:] + 0.01]), view.betas, view.size)
+    offset_view = ViewGeometry(view.K, view.transl, torch.cat([view.pose[:3], view.pose[3:] + 0.01]), view.betas, view.size)
     joints = mano(torch.zeros(1, 3), view.pose[None, 3:], view.betas[None]).kinematic_joints[0]
     axis = (joints[4] - joints[0]) / (joints[4] - joints[0]).norm()
     turned = axis_angle_to_matrix(view.pose[None, :3])[0] @ axis_angle_to_matrix(axis[None] * math.pi)[0]

@@ -18,7 +18,7 @@ def mano_hd():
 
 def oneshot(tmp_path, name, pose, extrinsics=None, Rh=None):
     K = torch.tensor([[500.0, 0, 128], [0, 500.0, 128], [0, 0, 1]])
-    view = ViewGeometry(K, torch.tensor([0.1, -0.2, 6.0]), pose, torch.linspace(-1, 1, 10), (256, 256))
+    view = ViewGeometry(K, torch.tensor([0.01, -0.02, 0.6]), pose, torch.linspace(-1, 1, 10), (256, 256))
     annotation = annotation_for_view(view, pose_offset=0.0)
     annotation.extrinsics = np.eye(4) if extrinsics is None else extrinsics
     annotation.Rh = np.zeros(3) if Rh is None else Rh

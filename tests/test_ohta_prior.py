@@ -11,9 +11,9 @@ from hands.ohta.prior import OHTAPriorModule, OneShotFolder, PriorTrainConfig, p
 
 @pytest.fixture(scope="module")
 def prior_data(synthetic_root, tmp_path_factory):
-    from hands.data.exports import export_ohta
     from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
     from hands.mano import build_mano
+    from hands.ohta.interhand_inputs import export_ohta
 
     layers = {side: build_mano(side, pose_convention="flat") for side in ("right", "left")}
     config = InterHandDataConfig(root=str(synthetic_root), image_size=48, bbox_scale=1.5, require_mano=True, mirror_left=True)

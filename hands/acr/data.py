@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hands.data.acr_targets import CENTRE_MAP_SIZE, centre_heatmap
+from hands.acr.targets import CENTRE_MAP_SIZE, centre_heatmap
 from hands.io.images import read_image
 from hands.mano.joints import POSE_MIRROR
 

@@ -138,7 +138,7 @@ def text_to_input(avatar: HandAvatar, name: str, given: OneShotInput | None, pro
     else:
         pose = torch.cat([torch.tensor(PALM_TO_CAMERA), torch.as_tensor(named_hand_pose(config.text_input.pose)).float()])
         view = framing_view(avatar, pose.to(device), torch.zeros(10, device=device), config.size or 256)
-        view = ViewGeometry(view.K.cpu(), view.Th.cpu(), view.pose.cpu(), view.betas.cpu(), view.size)
+        view = ViewGeometry(view.K.cpu(), view.transl.cpu(), view.pose.cpu(), view.betas.cpu(), view.size)
     image, mask, _ = generate_input(avatar, view, prompt, config.text_input, device)
     return OneShotInput(name, image, mask, view, annotation_for_view(view, config.creation.pose_offset))
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> Path:
         view = oneshot.view
         save_avatar(avatar, tmp / "avatar", {"input": str(args.input), "text": args.text, "edit": args.edit,
                                              "prior": config.checkpoint,
-                                             "view": {"K": view.K.tolist(), "Th": view.Th.tolist(), "pose": view.pose.tolist(),
+                                             "view": {"K": view.K.tolist(), "transl": view.transl.tolist(), "pose": view.pose.tolist(),
                                                       "betas": view.betas.tolist(), "size": list(view.size)}})
         (tmp / "history.json").write_text(json.dumps({"seconds": seconds, **result.history}))
         save_config(config, tmp / "config.yaml")

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hands.data.ohta_oneshot import GT_ORDER_FROM_MANO, OneShotAnnotation, read_oneshot_annotation
 from hands.eval.metrics import pck_2d
 from hands.fit.landmarker import HandDetector
 from hands.fit.mano_fit import FitConfig
@@ -27,6 +26,7 @@ from hands.io.atomic import atomic_write_bytes
 from hands.io.frames import image_files
 from hands.io.images import read_image
 from hands.mano.joints import convert_joints
+from hands.ohta.oneshot import GT_ORDER_FROM_MANO, OneShotAnnotation, read_oneshot_annotation
 
 
 def labels_of(annotation: OneShotAnnotation, order: str) -> np.ndarray:

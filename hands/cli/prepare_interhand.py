@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hands.data.exports import export_acr, export_attentionhand, export_ohta
+from hands.acr.interhand_inputs import export_acr
+from hands.attentionhand.interhand_inputs import export_attentionhand
 from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
 from hands.data.interhand.index import InterHandFormatError
 from hands.io.atomic import OutputExistsError
+from hands.ohta.interhand_inputs import export_ohta
 
 DEFAULTS = {"attentionhand": {"image_size": 512, "bbox_scale": 2.0}, "ohta": {"image_size": 256, "bbox_scale": 1.5},
             "acr": {"image_size": 512, "bbox_scale": 1.0}}

@@ -12,9 +12,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from hands.attentionhand.interhand_inputs import write_modalities_manifest, write_modality_sample
 from hands.cli.fit_photos import add_fit_arguments, fitter_from_arguments, photo_paths
-from hands.data.exports import write_modalities_manifest, write_modality_sample
-from hands.fit.exports import modality_sample
+from hands.cli.photo_inputs import modality_sample
 from hands.fit.landmarker import LandmarkerUnavailableError
 from hands.fit.pipeline import NoHandError
 from hands.io.atomic import OutputExistsError, check_writable

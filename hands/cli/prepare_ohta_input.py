@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hands.cli.fit_photos import add_fit_arguments, fitter_from_arguments, photo_paths
-from hands.fit.exports import oneshot_input
+from hands.cli.photo_inputs import oneshot_input
 from hands.fit.landmarker import LandmarkerUnavailableError
 from hands.fit.pipeline import NoHandError
 from hands.io.atomic import OutputExistsError, check_writable

@@ -18,6 +18,7 @@ from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.mano.poses import named_hand_pose
 from hands.ohta.avatar import HandAvatar
 from hands.ohta.creation import CachedView, CreationConfig, ViewGeometry
+from hands.ohta.oneshot import DECIMETERS
 from hands.render.draw import to_uint8_image
 
 DEFAULT_SEQUENCE = ("rest", "relaxed", "fist", "point", "spread", "rest")
@@ -37,19 +38,19 @@ def framing_view(avatar: HandAvatar, pose: torch.Tensor, betas: torch.Tensor, si
     focal = fill * size * (distance - float(high[2] - centre[2])) / max(extent, 1e-6)
     K = torch.tensor([[focal, 0, (size - 1) / 2], [0, focal, (size - 1) / 2], [0, 0, 1]])
     Th = torch.tensor([-float(centre[0]), -float(centre[1]), distance - float(centre[2])])
-    return ViewGeometry(K, Th, pose.float(), betas.float(), (size, size))
+    return ViewGeometry(K, Th / DECIMETERS, pose.float(), betas.float(), (size, size))
 
 
 def turned(view: ViewGeometry, angle: float, axis: tuple[float, float, float] = (0.0, 1.0, 0.0)) -> ViewGeometry:
     """The same hand turned by `angle` radians about a camera axis through its origin (the middle MCP)."""
     turn = axis_angle_to_matrix(torch.tensor(axis, dtype=torch.float32)[None] * angle)[0]
     orient = matrix_to_axis_angle((turn @ axis_angle_to_matrix(view.pose[None, :3].float())[0])[None])[0]
-    return ViewGeometry(view.K, view.Th, torch.cat([orient, view.pose[3:].float()]), view.betas, view.size)
+    return ViewGeometry(view.K, view.transl, torch.cat([orient, view.pose[3:].float()]), view.betas, view.size)
 
 
 def with_fingers(view: ViewGeometry, hand_pose: torch.Tensor) -> ViewGeometry:
     """The view with another finger pose (45,)."""
-    return ViewGeometry(view.K, view.Th, torch.cat([view.pose[:3].float(), hand_pose.float()]), view.betas, view.size)
+    return ViewGeometry(view.K, view.transl, torch.cat([view.pose[:3].float(), hand_pose.float()]), view.betas, view.size)
 
 
 def read_pose_sequence(path: str | Path) -> torch.Tensor:
@@ -122,4 +123,4 @@ def vertex_colours(avatar: HandAvatar, identity: torch.Tensor | None = None, han
         posed = avatar.pose(torch.zeros(1, 3, device=device), hand_pose[None].float(), betas[None].float())
         shaded = avatar.shade(posed.vertices, posed, identity[None], calibrate=True)
     colours = shaded["albedo" if albedo_only else "colour"][0]
-    return (posed.vertices[0].cpu().numpy() / 10.0, posed.faces.cpu().numpy(), colours.cpu().numpy())
+    return (posed.vertices[0].cpu().numpy() / DECIMETERS, posed.faces.cpu().numpy(), colours.cpu().numpy())

@@ -31,6 +31,7 @@ from hands.ohta.animation import (
 from hands.ohta.checkpoint import load_avatar, read_avatar_metadata
 from hands.ohta.creation import ViewGeometry
 from hands.ohta.evaluation import evaluate_avatar, evaluation_frames
+from hands.ohta.oneshot import DECIMETERS
 from hands.utils.device import resolve_device
 
 log = logging.getLogger("create")
@@ -49,7 +50,9 @@ def _stored_view(avatar_path: str | Path) -> ViewGeometry | None:
     if not view:
         return None
     tensor = lambda key: torch.tensor(view[key], dtype=torch.float32)  # noqa: E731
-    return ViewGeometry(tensor("K"), tensor("Th"), tensor("pose"), tensor("betas"), tuple(view["size"]))
+    # Avatars written before the view held meters stored the release's decimetre Th.
+    transl = tensor("transl") if "transl" in view else tensor("Th") / DECIMETERS
+    return ViewGeometry(tensor("K"), transl, tensor("pose"), tensor("betas"), tuple(view["size"]))
 
 
 def _default_view(avatar, avatar_path: str | Path, size: int) -> ViewGeometry:
@@ -60,7 +63,7 @@ def _default_view(avatar, avatar_path: str | Path, size: int) -> ViewGeometry:
     device = avatar.appearance.id_feature.device
     pose = torch.cat([torch.tensor(PALM_TO_CAMERA), torch.zeros(45)]).to(device)
     view = framing_view(avatar, pose, torch.zeros(10, device=device), size)
-    return ViewGeometry(view.K.cpu(), view.Th.cpu(), view.pose.cpu(), view.betas.cpu(), view.size)
+    return ViewGeometry(view.K.cpu(), view.transl.cpu(), view.pose.cpu(), view.betas.cpu(), view.size)
 
 
 def animate(argv: list[str]) -> Path:

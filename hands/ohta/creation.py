@@ -34,6 +34,7 @@ from hands.geometry.cameras import scale_intrinsics
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.mano.layer import ManoLayer
 from hands.ohta.avatar import HandAvatar
+from hands.ohta.oneshot import DECIMETERS
 from hands.ohta.volume import (
     RAY_BOX_MARGIN,
     VolumeConfig,
@@ -94,17 +95,22 @@ class CreationConfig:
 
 @dataclass
 class ViewGeometry:
-    """A camera and a pose: K (3, 3) for an image of `size` (H, W), Th (3,) decimetres, pose (48,) flat-hand
-    axis-angle with the global orient in camera axes (as rendered: any pose offset included), betas (10,); `box`
-    (2, 3): the min and max corners of the hand's 3D box in the OHTA frame (dm) that bounds the rays, as the
-    release's annotation bbox (None: the posed mesh's)."""
+    """A camera and a pose: K (3, 3) for an image of `size` (H, W); transl (3,) meters, where the camera sees the
+    origin of the hand's frame; pose (48,) flat-hand axis-angle with the global orient in camera axes (as rendered:
+    any pose offset included), betas (10,); `box` (2, 3): the min and max corners of the hand's 3D box in OHTA's
+    internal frame (decimetres, like the release's annotation bbox) that bounds the rays (None: the posed mesh's)."""
 
     K: torch.Tensor
-    Th: torch.Tensor
+    transl: torch.Tensor
     pose: torch.Tensor
     betas: torch.Tensor
     size: tuple[int, int]
     box: torch.Tensor | None = None
+
+    @property
+    def Th(self) -> torch.Tensor:
+        """`transl` in decimetres: OHTA's internal frame and the release's annotation `Th`."""
+        return self.transl * DECIMETERS
 
 
 def scaled_view(view: ViewGeometry, scale: float, pixel_centres: bool = True) -> ViewGeometry:
@@ -146,7 +152,7 @@ def reference_views(avatar: HandAvatar, view: ViewGeometry, count: int,
         vertices = (out.vertices[0] - out.kinematic_joints[0, 4]) * 10.0  # OHTA frame: dm about the middle MCP
         box = torch.stack([vertices.amin(0) - REFERENCE_BOX_MARGIN, vertices.amax(0) + REFERENCE_BOX_MARGIN])
         pose = torch.cat([global_orient[0], torch.full((45,), pose_offset)])
-        views.append(ViewGeometry(view.K, view.Th, pose, view.betas, view.size, box))
+        views.append(ViewGeometry(view.K, view.transl, pose, view.betas, view.size, box))
     return views
 
 

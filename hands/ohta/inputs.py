@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import torch
 
-from hands.data.ohta_oneshot import OneShotAnnotation, read_oneshot_annotation, write_oneshot_annotation
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.io.atomic import atomic_write_bytes
 from hands.io.images import ImageReadError, decode_image_file, encode_image, read_image
 from hands.ohta.creation import RELEASE_POSE_OFFSET, ViewGeometry, scaled_view
+from hands.ohta.oneshot import DECIMETERS, OneShotAnnotation, read_oneshot_annotation, write_oneshot_annotation
 
 MASK_THRESHOLD = 150  # the release binarises masks at > 150
 
@@ -99,7 +99,8 @@ def annotation_view(annotation: OneShotAnnotation, size: tuple[int, int], pose_o
     box = None
     if torch.allclose(turn, torch.eye(3, dtype=torch.float64), atol=1e-9):
         box = torch.as_tensor(np.stack([annotation.bbox_min, annotation.bbox_max]), dtype=torch.float32)
-    return ViewGeometry(torch.as_tensor(annotation.intrinsics, dtype=torch.float32), torch.as_tensor(Th, dtype=torch.float32),
+    return ViewGeometry(torch.as_tensor(annotation.intrinsics, dtype=torch.float32),
+                        torch.as_tensor(Th / DECIMETERS, dtype=torch.float32),
                         pose.float(), torch.as_tensor(annotation.shape, dtype=torch.float32), size, box)
 
 

@@ -8,6 +8,7 @@ import torch
 
 from hands.ohta.avatar import HandAvatar
 from hands.ohta.creation import ViewGeometry, scaled_view
+from hands.ohta.oneshot import DECIMETERS
 from hands.render import Meshes, PerspectiveCamera, Renderer
 from hands.render.draw import to_uint8_image
 
@@ -18,7 +19,7 @@ def render_condition(avatar: HandAvatar, view: ViewGeometry, size: int) -> tuple
     big = scaled_view(view, size / view.size[0])
     with torch.no_grad():
         out = avatar.mano(view.pose[None, :3], view.pose[None, 3:], view.betas[None])
-    vertices = (out.vertices + view.Th[None, None]) / 10.0  # OHTA frame (dm) -> camera (m)
+    vertices = out.vertices / DECIMETERS + view.transl[None, None]  # OHTA frame (dm) -> camera (m)
     meshes = Meshes(vertices.float(), out.faces_sealed)
     mesh_image = Renderer(size).render(meshes, PerspectiveCamera(big.K[None]), ["mesh_image"]).mesh_image[0]
     mask = Renderer(view.size).render(meshes, PerspectiveCamera(view.K[None]), ["mask"]).mask[0]

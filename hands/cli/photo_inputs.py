@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hands.attentionhand.prompts import describe_pose, hand_prompt
 from hands.data.crops import CropParams, expand_bbox, warp_image
-from hands.data.ohta_oneshot import OneShotAnnotation, oneshot_annotation
-from hands.data.prompts import describe_pose, hand_prompt
 from hands.mano.layer import ManoLayer
+from hands.ohta.oneshot import OneShotAnnotation, oneshot_annotation
 from hands.prediction.smoothing import project_points
 from hands.prediction.types import HandPrediction
 from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes

@@ -21,6 +21,7 @@ from hands.io.safe_pickle import load_pickle
 from hands.mano.joints import MIDDLE_MCP, convert_joints
 
 DECIMETERS = 10.0
+"""OHTA works in decimetres (the release's annotations and frame): decimetres per meter."""
 # MANO-order joints (16 + tips thumb, index, middle, ring, pinky) -> OHTA's ground-truth order (tips index,
 # middle, pinky, ring, thumb).
 GT_ORDER_FROM_MANO = tuple(range(16)) + (17, 18, 20, 19, 16)
