@@ -98,7 +98,7 @@ def test_train_script_checkpoints_resumes_and_exports(tiny_sd, attentionhand_mod
     _, folder, _ = tiny_sd
     output = tmp_path / "run"
     overrides = ["method=attentionhand", f"trainer.output={output}", "trainer.max_steps=2", "trainer.checkpoint_every_steps=1",
-                 "trainer.accelerator=cpu", f"attentionhand.data={attentionhand_modalities}", f"attentionhand.base={folder}",
+                 "trainer.accelerator=cpu", f"attentionhand.data={attentionhand_modalities}", f"attentionhand.init_checkpoint={folder}",
                  "attentionhand.image_size=64", "attentionhand.batch_size=2", "attentionhand.log_images_every=2",
                  "attentionhand.log_sampling_steps=2", "attentionhand.lr=1e-3"]
     config = "configs/attentionhand/train_fast.yaml"

@@ -157,7 +157,8 @@ def test_text_attention_update_lowers_the_loss(tiny_sd):
 
 def test_training_lowers_the_loss(tiny_sd, attentionhand_modalities):
     parts, folder, _ = tiny_sd
-    config = AttentionHandTrainConfig(data=str(attentionhand_modalities), base=str(folder), image_size=128, batch_size=4, lr=2e-3)
+    config = AttentionHandTrainConfig(data=str(attentionhand_modalities), init_checkpoint=str(folder), image_size=128, batch_size=4,
+                                      lr=2e-3)
     module = AttentionHandModule(config)
     data = module.datasets()
     assert len(data) == 8

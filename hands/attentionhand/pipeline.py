@@ -30,21 +30,29 @@ class SamplingConfig:
     """Sampling settings (defaults: the release's inference.py)."""
 
     steps: int = 20
+    """DDIM steps."""
     guidance: float = 9.0
     """Classifier-free guidance scale."""
     num_samples: int = 4
     """Images per prompt, sampled as one batch."""
     seed: int = 42
+    """Seed of the initial noise (one per modalities line)."""
     image_size: int = 512
+    """Side of the generated images, pixels (a multiple of 64)."""
     control_scale: float = 1.0
+    """Strength of the ControlNet's residuals."""
     eta: float = 0.0
+    """DDIM eta (0: deterministic)."""
     added_prompt: str = ""
     """Appended to every prompt after ', ' (the release's a_prompt)."""
     negative_prompt: str = ""
+    """The unconditional prompt of classifier-free guidance."""
     attention_guidance: bool = False
     """Update the latent towards the hand tokens' attention during the first `guidance_steps` steps."""
     guidance_steps: int = 10
+    """Steps with attention guidance."""
     guidance_step_size: float = 20.0
+    """Step size of the attention guidance update."""
     noise_device: Literal["sampling", "cpu"] = "sampling"
     """Where the initial noise is drawn: on the sampling device as the release does (a CUDA seed then gives the
     release's noise), or on the CPU (the same images from one seed on every device; not the release)."""

@@ -33,8 +33,9 @@ class AttentionHandTrainConfig:
 
     data: str = "data/attentionhand/modalities.json"
     """Training modalities (JSON lines with mesh, rgb, text and optionally bbox), e.g. from `hands prepare`."""
-    base: str = DEFAULT_BASE
-    """SD1.5 weights: the official sd15_ini.ckpt / attentionhand.ckpt, or a local diffusers folder."""
+    init_checkpoint: str = DEFAULT_BASE
+    """SD1.5 + ControlNet weights to start from: the official sd15_ini.ckpt / attentionhand.ckpt, or a local
+    diffusers folder."""
     architecture: Literal["sd15", "tiny"] = "sd15"
     """Layout of an ldm checkpoint in `base`: sd15, or tiny (the test models)."""
     controlnet: str | None = None
@@ -83,7 +84,7 @@ class AttentionHandModule(pl.LightningModule):
         if config.text_attention.hand_words not in ("project", "release"):
             raise ValueError(f"text_attention.hand_words: expected project or release, got {config.text_attention.hand_words!r}")
         self.config = config
-        self.parts = (parts or load_parts(config.base, config.controlnet, config.architecture)).freeze()
+        self.parts = (parts or load_parts(config.init_checkpoint, config.controlnet, config.architecture)).freeze()
         self.controlnet = self.parts.controlnet
         self.unet = self.parts.unet
         self.vae, self.text_encoder = self.parts.vae, self.parts.text_encoder

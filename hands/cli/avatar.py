@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hands.cli.options import config_epilog
 from hands.cli.text_to_avatar import TextInputConfig, generate_input
 from hands.config import load_config, save_config
 from hands.eval.image_metrics import LPIPS, MissingWeightsError
@@ -86,7 +87,9 @@ class CreateConfig:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, CreateConfig]:
-    parser = argparse.ArgumentParser(prog="hands avatar create", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="hands avatar create", description=__doc__,
+                                     epilog=config_epilog(CreateConfig, "config keys (key=value overrides):"),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help="<root>/img/<name>.jpg with <root>/mask and <root>/anno beside")
     parser.add_argument("--text", help="text-to-avatar: make the input with AttentionHand from this prompt (the pose and "
                                        "camera from --input's annotation when given, else text_input.pose palm-on)")

@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from hands.io.atomic import atomic_path, check_writable
+from hands.io.home import home_file
 from hands.io.images import write_image
 from hands.io.safe_pickle import load_pickle
 from hands.mano import build_mano
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> Path:
                         help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
     parser.add_argument("--demo_mode", "--mode", default="poses", choices=["poses", "image", "folder", "video", "webcam", "fit"])
     parser.add_argument("--inputs", default=None, help="image, folder of frames or video file (ACR and fit modes)")
-    parser.add_argument("--checkpoint", default="checkpoints/acr/wild.pkl", help="official wild.pkl or a train.py .ckpt")
+    parser.add_argument("--checkpoint", default=str(home_file("acr", "wild.pkl")),
+                        help="official wild.pkl or a .ckpt of `hands train` (default: $HANDS_HOME/acr/wild.pkl)")
     parser.add_argument("-t", "--temporal_optimization", action="store_true", help="One-Euro smoothing over frames")
     parser.add_argument("--smooth_coeff", type=float, default=4.0, help="One-Euro min cutoff of the pose filters")
     parser.add_argument("--save_mesh", action="store_true", help="also write each hand as .obj")

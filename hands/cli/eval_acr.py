@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hands.acr.checkpoint import CheckpointError
+from hands.acr.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 from hands.acr.postprocess import PostprocessConfig, decode, detect
 from hands.acr.predictor import load_acr_model
 from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset, mano_vector_split
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="hands eval acr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--checkpoint", default="checkpoints/acr/wild.pkl")
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="wild.pkl or a .ckpt of `hands train`")
     parser.add_argument("--size", type=int, default=512, help="network input size")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--threshold", type=float, default=0.35)

@@ -19,14 +19,15 @@ import dataclasses
 import json
 import logging
 import os
-import typing
 from pathlib import Path
+from typing import Literal
 
 from tqdm import tqdm
 
 from hands.attentionhand.components import DEFAULT_WEIGHTS, load_parts
 from hands.attentionhand.data import ModalitiesError, read_modalities, read_prompt
 from hands.attentionhand.pipeline import SamplingConfig, build_pipeline, read_mesh_hint, sample_images
+from hands.cli.options import add_dataclass_arguments, dataclass_from_arguments
 from hands.config import save_config
 from hands.io.atomic import OutputExistsError, atomic_directory, atomic_write_bytes, check_writable
 from hands.io.images import encode_image
@@ -40,36 +41,33 @@ class InferenceConfig:
     """What `inference.py` ran with (written to <out>/config.yaml)."""
 
     sample_path: str = "samples/modalities.json"
+    """Modalities file (JSON lines: mesh, rgb, text)."""
     weights: str = DEFAULT_WEIGHTS
+    """ldm-format .ckpt (attentionhand.ckpt) or a diffusers Stable Diffusion 1.5 folder."""
     controlnet: str | None = None
-    architecture: str = "sd15"
+    """A ControlNet folder (`save_pretrained`) replacing the one in `weights`."""
+    architecture: Literal["sd15", "tiny"] = "sd15"
+    """Layout of an ldm checkpoint: sd15, or tiny (the test models)."""
     device: str = "auto"
+    """auto (CUDA when available), cpu or cuda[:N]."""
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, InferenceConfig]:
     parser = argparse.ArgumentParser(prog="hands generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample_path", default="samples/modalities.json", help="modalities file (JSON lines)")
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="ldm .ckpt or diffusers SD folder")
+    parser.add_argument("--weights", "--checkpoint", dest="weights", default=DEFAULT_WEIGHTS,
+                        help="ldm .ckpt or diffusers SD folder (the release's --weights; --checkpoint as in the other verbs)")
     parser.add_argument("--controlnet", help="ControlNet folder written by save_pretrained (overrides the one in --weights)")
-    parser.add_argument("--architecture", default="sd15", help="layout of an ldm checkpoint: sd15 or tiny")
+    parser.add_argument("--architecture", default="sd15", choices=["sd15", "tiny"], help="layout of an ldm checkpoint")
     parser.add_argument("--out", default="outputs/attentionhand", help="output folder")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--skip_existing", action="store_true", help="skip samples whose images all exist")
     parser.add_argument("--export_controlnet", help="also save the ControlNet (save_pretrained) to this folder")
-    hints = typing.get_type_hints(SamplingConfig)
-    for item in dataclasses.fields(SamplingConfig):
-        kind = hints[item.name]
-        if kind is bool:
-            parser.add_argument(f"--{item.name}", action="store_true", help="(flag)")
-        elif typing.get_origin(kind) is typing.Literal:
-            parser.add_argument(f"--{item.name}", choices=typing.get_args(kind), default=item.default,
-                                help=f"default: {item.default!r}")
-        else:
-            parser.add_argument(f"--{item.name}", type=kind, default=item.default, help=f"default: {item.default!r}")
+    add_dataclass_arguments(parser.add_argument_group("sampling (SamplingConfig)"), SamplingConfig)
     args = parser.parse_args(argv)
-    sampling = SamplingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingConfig)})
+    sampling = dataclass_from_arguments(SamplingConfig, args)
     config = InferenceConfig(args.sample_path, args.weights, args.controlnet, args.architecture, args.device, sampling)
     return args, config
 

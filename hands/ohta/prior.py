@@ -81,8 +81,8 @@ class PriorTrainConfig:
     """The release freezes PairOF's encoders (they come pretrained from pairof.ckpt); train them when starting without it."""
     pairof_warmup_steps: int = 0
     """Occupancy-only steps on random poses before prior learning (`pretrain_pairof`; stands in for pairof.ckpt)."""
-    init: str | None = None
-    """Start from a prior: the release's .tar or an avatar folder."""
+    init_checkpoint: str | None = None
+    """Start from a prior: the release's .tar or an avatar folder (None: random initialisation)."""
     mano_dir: str | None = None
     volume: VolumeConfig = field(default_factory=VolumeConfig)
     batch_size: int = 1
@@ -194,7 +194,7 @@ class OHTAPriorModule(pl.LightningModule):
         super().__init__()
         self.config = config
         model = load_mano_model("right", config.mano_dir)
-        self.avatar = load_avatar(config.init, model) if config.init else HandAvatar(model, seed=config.seed)
+        self.avatar = load_avatar(config.init_checkpoint, model) if config.init_checkpoint else HandAvatar(model, seed=config.seed)
         if config.pairof_warmup_steps > 0:
             log.info("PairOF warm-up: %d occupancy steps on random poses", config.pairof_warmup_steps)
             pretrain_pairof(self.avatar, model, config.pairof_warmup_steps, seed=config.seed)
