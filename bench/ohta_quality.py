@@ -20,20 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def synthetic_inputs(folder: Path, seed: int, lighting: str, images: int) -> Path:
     """Right-hand one-shot inputs at 64² (img/, mask/, anno/, captures.json) from a fresh synthetic set."""
+    from hands.cli.synth import main as make_synthetic
     from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
     from hands.mano import build_mano
     from hands.ohta.interhand_inputs import export_ohta
-    from scripts.make_synthetic import main as make_synthetic
 
     raw, inputs = folder / "interhand", folder / "inputs"
     if not raw.exists():
@@ -67,8 +65,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="prior-learning steps after the PairOF warm-up")
     parser.add_argument("--subjects", type=int, nargs="+", default=[7, 8], help="generator seeds of held-out subjects")
     args = parser.parse_args()
-    import create
-    import train
+    from hands.cli import avatar as create
+    from hands.cli import train
     from hands.mano import load_mano_model
     from hands.ohta.checkpoint import load_avatar
     from hands.ohta.evaluation import evaluate_avatar

@@ -162,3 +162,19 @@ def test_the_trainer_and_scripts_name_no_method():
     assert not named  # no per-method branch: the registry says what to build
     assert not [p.name for p in (ROOT / "scripts").glob("*.py") if "sys.path.insert" in p.read_text()]
     assert os.path.isfile(ROOT / "train.py") and "run_script" in (ROOT / "train.py").read_text()
+
+
+def test_every_built_in_method_resolves():
+    from dataclasses import fields
+
+    from hands.registry import get_method, load_object, method_names
+
+    assert {"acr", "attentionhand", "ohta"} <= set(method_names())
+    for name in ("acr", "attentionhand", "ohta"):
+        spec = get_method(name)
+        section = {f.name for f in fields(load_object(spec.train_config))}
+        assert {"seed", "batch_size", "num_workers"} <= section, name
+        for reference in (spec.module, spec.callbacks, spec.export, spec.predictor):
+            assert reference is None or callable(load_object(reference)), (name, reference)
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        get_method("nope")

@@ -13,6 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from hands.cli.options import config_epilog
 from hands.config import ConfigError, load_config
 from hands.data.synthetic.generator import SyntheticConfig, SyntheticWriter
 from hands.io.atomic import OutputExistsError
@@ -20,7 +21,9 @@ from hands.utils.device import resolve_device
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(prog="hands synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="hands synth", description=__doc__,
+                                     epilog=config_epilog(SyntheticConfig, "config keys (key=value overrides):"),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", "--output", dest="out", required=True, help="dataset folder (images/ and annotations/ are created in it)")
     parser.add_argument("--config", default=None, help="YAML file with SyntheticConfig fields")
     parser.add_argument("--overwrite", action="store_true", help="start over, replacing an existing dataset")
