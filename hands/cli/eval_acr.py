@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="hands eval acr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True)
     parser.add_argument("--split", default="test")
+    parser.add_argument("--index_dir", default=None,
+                        help="annotation index folder (default: beside the annotations; read-only sets: $HANDS_HOME/cache)")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="wild.pkl or a .ckpt of `hands train`")
     parser.add_argument("--size", type=int, default=512, help="network input size")
     parser.add_argument("--limit", type=int, default=None)
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     except CheckpointError as error:
         parser.exit(2, f"error: {error}\n")
     dataset = InterHandDataset(InterHandDataConfig(root=args.root, split=args.split, image_size=args.size, full_image=True,
-                                                   require_hand_type_valid=True))
+                                                   require_hand_type_valid=True, cache_dir=args.index_dir))
     config = PostprocessConfig(threshold=args.threshold, phantom_guard=args.phantom_guard)
     results = evaluate(dataset, model, config, args.limit, device)
     for key, value in results.items():

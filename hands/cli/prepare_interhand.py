@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None):
     parser.add_argument("method", choices=sorted(DEFAULTS))
     parser.add_argument("--root", required=True, help="dataset folder with images/ and annotations/")
     parser.add_argument("--split", default="train")
+    parser.add_argument("--index_dir", default=None,
+                        help="annotation index folder (default: beside the annotations; read-only sets: $HANDS_HOME/cache)")
     parser.add_argument("--out", "--output", dest="out", required=True, help="output folder")
     parser.add_argument("--size", type=int, default=None, help="crop side in pixels (attentionhand 512, ohta 256)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many samples")
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None):
                                  bbox_scale=defaults["bbox_scale"], require_mano=True,
                                  hand_types=["right", "left"] if args.method == "ohta" else ["right", "left", "interacting"],
                                  mirror_left=args.method == "ohta", full_image=args.method == "acr",
-                                 path_contains=args.path_contains, every=args.every)
+                                 path_contains=args.path_contains, every=args.every, cache_dir=args.index_dir)
     try:
         dataset = InterHandDataset(config)
         exporter = {"attentionhand": export_attentionhand, "ohta": export_ohta, "acr": export_acr}[args.method]

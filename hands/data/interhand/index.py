@@ -8,10 +8,14 @@ is rebuilt when they change.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +25,10 @@ from tqdm import tqdm
 
 from hands.data.interhand.format import ANNOTATION_KINDS, HAND_TYPES, NUM_JOINTS, InterHandCamera, annotation_path
 from hands.io.atomic import atomic_path
+from hands.io.home import cache_dir as home_cache
 
 log = logging.getLogger(__name__)
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: meta.json lists the files with their sizes (completeness check)
 CHUNK = 20_000
 UNKNOWN_HAND_TYPE = 255
 # Arrays per table: name -> (dtype, shape of one row).
@@ -107,13 +112,32 @@ def _mano_row(entry: dict | None, where: str) -> dict[str, np.ndarray]:
     return {"params": params, "present": present}
 
 
+def read_only_key(root: Path) -> str:
+    """A stable name for the cache of a dataset folder (the same in every process)."""
+    return hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+
+
 def build_index(root: str | Path, split: str, folder: str | Path) -> Path:
-    """Stream the four annotation files of `split` into an index folder (replaced atomically)."""
+    """Stream the four annotation files of `split` into an index folder. Each build writes its own temporary
+    folder beside `folder` and commits it by rename; call it under `index_lock` (as `InterHandIndex.open` does)."""
     root, folder = Path(root), Path(folder)
     paths = _sources(root, split)
-    tmp = folder.with_name(folder.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.building-", dir=folder.parent))
+    try:
+        _write_index(paths, split, tmp)
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _write_index(paths: dict[str, Path], split: str, tmp: Path) -> None:
     meta: dict = {"version": INDEX_VERSION, "split": split, "sources": _fingerprint(paths)}
 
     with open(paths["camera"], "rb") as stream:
@@ -190,12 +214,33 @@ def build_index(root: str | Path, split: str, folder: str | Path) -> Path:
                 raise InterHandFormatError(f"{paths[kind]}: bad entry ({type(error).__name__}: {error})") from None
         meta[f"{table.table}_count"] = table.close()
 
+    meta["files"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
     with atomic_path(tmp / "meta.json", overwrite=True) as path:
         path.write_text(json.dumps(meta))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
+
+
+def index_is_complete(folder: Path, sources: dict[str, Path]) -> bool:
+    """Whether `folder` holds a finished index of this version for these annotation files: meta.json matches and
+    every file it lists is there with its size."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if meta.get("version") != INDEX_VERSION or meta.get("sources") != _fingerprint(sources) or "files" not in meta:
+        return False
+    return all((folder / name).is_file() and (folder / name).stat().st_size == size for name, size in meta["files"].items())
+
+
+@contextmanager
+def index_lock(folder: Path):
+    """An exclusive lock (fcntl, released when the process dies) on `<folder>.lock`: one build at a time."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -292,15 +337,17 @@ class InterHandIndex:
         sources = _sources(root, split)
         folder = Path(cache_dir) if cache_dir else annotation_path(root, split, "data").parent / "hands_index"
         if cache_dir is None and not os.access(folder.parent, os.W_OK):
-            folder = cache_dir("interhand") / f"{abs(hash(str(root.resolve())))}_{split}"
-        meta_path = folder / "meta.json"
-        stale = True
-        if meta_path.is_file() and not rebuild:
-            meta = json.loads(meta_path.read_text())
-            stale = meta.get("version") != INDEX_VERSION or meta.get("sources") != _fingerprint(sources)
-        if stale:
-            log.info("indexing InterHand2.6M %s annotations into %s", split, folder)
-            build_index(root, split, folder)
+            folder = home_cache("interhand") / f"{read_only_key(root)}_{split}"
+        if not rebuild and index_is_complete(folder, sources):
+            return cls(root, split, folder)
+        try:
+            with index_lock(folder):  # another process may be building it: wait, then use its index
+                if rebuild or not index_is_complete(folder, sources):
+                    log.info("indexing InterHand2.6M %s annotations into %s", split, folder)
+                    build_index(root, split, folder)
+        except PermissionError as error:
+            raise InterHandFormatError(f"cannot write the index of {root} ({split}) to {folder.parent}: {error.strerror}; "
+                                       "pass an index folder you can write (--index_dir / cache_dir)") from None
         return cls(root, split, folder)
 
     def __len__(self) -> int:
