@@ -80,3 +80,17 @@ def tiny_sd(tmp_path_factory):
     ckpt = root / "tiny.ckpt"
     torch.save({"state_dict": to_ldm_state_dict(parts)}, ckpt)
     return parts, folder, ckpt
+
+
+@pytest.fixture(scope="session")
+def tiny_acr_checkpoint(tmp_path_factory) -> Path:
+    """A small random ACRNet saved like a `hands train` checkpoint (weights under `model.`)."""
+    import torch
+
+    from hands.acr.model import ACRNet, ACRNetConfig
+
+    torch.manual_seed(0)
+    model = ACRNet(ACRNetConfig(backbone_width=8, head_width=16, pose_width=32, shape_width=16))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    return path

@@ -5,21 +5,15 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 from omegaconf import OmegaConf
 
 from demo import main as demo
-from hands.acr.model import ACRNet, ACRNetConfig
 from hands.prediction import load_predictions
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = ACRNet(ACRNetConfig(backbone_width=8, head_width=16, pose_width=32, shape_width=16))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
-    return path
+def checkpoint(tiny_acr_checkpoint):
+    return tiny_acr_checkpoint
 
 
 @pytest.fixture(scope="module")

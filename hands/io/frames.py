@@ -9,7 +9,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from hands.io.images import read_image
+from hands.io.images import ImageReadError, read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -34,8 +34,18 @@ def source_kind(inputs: str | None) -> str:
     return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
 
 
-def read_frames(mode: str, inputs: str | None, cam_id: int = 0, max_frames: int = 0) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, uint8 RGB frame (H, W, 3)) from an image, a folder (natural order), a video or a camera."""
+def frame_names(files: list[Path]) -> list[str]:
+    """Output names of image files: the stem, or the whole name with its dot as '_' where two files share a stem
+    (a.jpg and a.png give a_jpg and a_png)."""
+    stems = [path.stem for path in files]
+    return [path.name.replace(".", "_") if stems.count(path.stem) > 1 else path.stem for path in files]
+
+
+def read_frames(mode: str, inputs: str | None, cam_id: int = 0, max_frames: int = 0,
+                failures: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, uint8 RGB frame (H, W, 3)) from an image, a folder (natural order), a video or a camera. With a
+    `failures` list, an unreadable file of a folder is skipped and recorded there as (name, reason) instead of
+    ending the run."""
     limit = max_frames or None
     if mode == "image":
         yield Path(inputs).stem, read_image(inputs)
@@ -47,8 +57,15 @@ def read_frames(mode: str, inputs: str | None, cam_id: int = 0, max_frames: int 
         files = image_files(folder)
         if not files:
             raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-        for path in files[:limit]:
-            yield path.stem, read_image(path)
+        for path, name in list(zip(files, frame_names(files)))[:limit]:
+            try:
+                image = read_image(path)
+            except ImageReadError as error:
+                if failures is None:
+                    raise
+                failures.append((name, str(error)))
+                continue
+            yield name, image
         return
     source = cam_id if mode == "webcam" else inputs
     if mode == "video" and not Path(inputs).is_file():

@@ -21,10 +21,23 @@ def decode_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR, what: str
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{what} not found: {path}" + (f" ({needed_by})" if needed_by else ""))
-    image = cv2.imread(str(path), flags)
+    data = path.read_bytes()
+    if truncated(data):
+        raise ImageReadError(f"{what} {path} is truncated (the file ends before the image does)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
         raise ImageReadError(f"could not decode {what} {path} (corrupt or not an image)")
     return image
+
+
+def truncated(data: bytes) -> bool:
+    """Whether encoded JPEG or PNG bytes stop before their end marker (libjpeg fills the missing rows with grey and
+    only warns on stderr; libpng may do the same). Other formats are not checked."""
+    if data[:3] == b"\xff\xd8\xff":
+        return not data.rstrip(b"\x00\r\n ")[-2:] == b"\xff\xd9"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in data[-12:]
+    return False
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -49,6 +49,39 @@ class RunOptions:
     """Webcam index (OpenCV)."""
     max_frames: int = 0
     """Stop after this many frames (0: all; the webcam: 300)."""
+    strict: bool = False
+    """Stop at the first unreadable frame of a folder (default: skip it, list it in summary.json, go on)."""
+
+
+#: What a run writes into its folder (the only files `overwrite` replaces or, when this run does not write them, removes).
+PRODUCT_SUFFIXES = (".jpg", ".npz", ".obj", ".mp4")
+RECORDS = ("summary.json", "config.yaml")
+
+
+class NothingProcessedError(ValueError):
+    """Not one frame could be read."""
+
+
+def check_output_folder(out: Path, inputs: str | None, overwrite: bool) -> None:
+    """Refuse an output folder that holds the inputs (always) or files of an earlier run (unless `overwrite`)."""
+    if inputs:
+        source = Path(inputs).resolve()
+        if source == out.resolve() or out.resolve() in source.parents:
+            raise FileExistsError(f"--out {out} holds the inputs {inputs}: choose another output folder")
+    if out.is_dir() and not overwrite:
+        earlier = sorted(p.name for p in out.iterdir() if p.name in RECORDS or p.suffix in PRODUCT_SUFFIXES)
+        if earlier:
+            raise FileExistsError(f"{out} holds an earlier run ({', '.join(earlier[:3])}{', ...' if len(earlier) > 3 else ''}); "
+                                  "pass --overwrite to replace it or choose another --out")
+
+
+def remove_stale_outputs(out: Path, written: set[Path]) -> list[Path]:
+    """Delete the earlier run's products that this run did not write (so the folder holds one run)."""
+    stale = [p for p in out.iterdir() if p.is_file() and p.suffix in PRODUCT_SUFFIXES and p not in written
+             and not p.name.endswith(".part.mp4")]
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def summary_entry(name: str, hands: list[HandPrediction]) -> dict[str, Any]:
@@ -93,14 +126,17 @@ def run_frames(predictor: HandPredictor, options: RunOptions, config: dict[str, 
     whole configuration of the run) is saved as config.yaml. Predictors with `predict_sequence` get
     `sequence_length` consecutive frames at a time (folders and videos only)."""
     out = Path(options.out)
-    for name in ("summary.json", "config.yaml"):
+    check_output_folder(out, options.inputs, options.overwrite)
+    for name in RECORDS:
         check_writable(out / name, options.overwrite)
     mode = source_kind(options.inputs)
     length = getattr(predictor, "sequence_length", 1) if mode in ("folder", "video") else 1
     sequence = getattr(predictor, "predict_sequence", None) if length > 1 else None
     max_frames = options.max_frames or (WEBCAM_FRAMES if mode == "webcam" else 0)
-    frames = read_frames(mode, options.inputs, options.cam_id, max_frames)
+    failures: list[tuple[str, str]] = []
+    frames = read_frames(mode, options.inputs, options.cam_id, max_frames, None if options.strict else failures)
     summary: list[dict] = []
+    written: set[Path] = set()
     video_path = out / f"{Path(options.inputs or 'webcam').stem}_{video_suffix}.mp4"
     with VideoFileWriter(video_path) as writer, tqdm(desc=f"{method} {mode}", unit="frame") as progress:
         for chunk in _chunks(frames, length):
@@ -108,21 +144,31 @@ def run_frames(predictor: HandPredictor, options: RunOptions, config: dict[str, 
             results = sequence(images) if sequence is not None else [predictor.predict(images[0])]
             for (name, frame), hands in zip(chunk, results):
                 picture = draw_predictions(frame, hands, predictor.faces)
-                write_image(out / f"{name}.jpg", picture, overwrite=True)
-                save_predictions(out / f"{name}.npz", hands, overwrite=True)
+                written.add(write_image(out / f"{name}.jpg", picture, overwrite=True))
+                written.add(save_predictions(out / f"{name}.npz", hands, overwrite=True))
                 if options.save_mesh:
                     for hand in hands:
-                        save_obj(out / f"{name}_{hand.side}.obj", hand.vertices, np.asarray(predictor.faces[hand.side]),
-                                 overwrite=True)
+                        written.add(save_obj(out / f"{name}_{hand.side}.obj", hand.vertices,
+                                             np.asarray(predictor.faces[hand.side]), overwrite=True))
                 if mode in ("folder", "video"):
                     writer.write(picture)
                 summary.append(summary_entry(name, hands))
                 progress.update()
+    for name, reason in failures:
+        log.warning("skipped frame %s: %s", name, reason)
+    if not summary:
+        raise NothingProcessedError(f"no frame of {options.inputs} could be read" + (f" ({failures[0][1]})" if failures else ""))
+    if writer.frames:
+        written.add(video_path)
     record = {"method": method, "mode": mode, **(config or {})}
     with atomic_path(out / "config.yaml", options.overwrite) as tmp:
         OmegaConf.save(OmegaConf.create(record), tmp)
     with atomic_path(out / "summary.json", options.overwrite) as tmp:
-        tmp.write_text(json.dumps({"method": method, "mode": mode, "inputs": options.inputs, "frames": summary}, indent=1))
+        tmp.write_text(json.dumps({"method": method, "mode": mode, "inputs": options.inputs, "frames": summary,
+                                   "skipped": [{"frame": name, "reason": reason} for name, reason in failures]}, indent=1))
+    if options.overwrite:
+        for path in remove_stale_outputs(out, written):
+            log.info("removed %s (from the earlier run)", path.name)
     found = sum(len(entry["hands"]) for entry in summary)
     log.info("%d hands in %d frames; wrote %s", found, len(summary), out)
     return out
