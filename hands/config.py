@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence, TypeVar
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hands.io.atomic import atomic_path
@@ -17,15 +18,32 @@ class ConfigError(ValueError):
     """A config file or override names an unknown key or gives a value of the wrong type."""
 
 
+def read_yaml(path: str | Path) -> DictConfig:
+    """A YAML config file as a mapping; a missing file, bad YAML, a `!!python` tag or a top-level list is a
+    ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{line} ({problem})") from None
+    except (UnicodeDecodeError, OmegaConfBaseException, ValueError) as error:
+        raise ConfigError(f"{path}: not a readable YAML config ({str(error).splitlines()[0]})") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top, got a {type(loaded).__name__}")
+    return loaded
+
+
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """The dataclass `schema` with defaults, then the YAML file at `path`, then `key=value` overrides applied."""
     config = OmegaConf.structured(schema)
     sources = []
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        sources.append((str(path), lambda: OmegaConf.load(path)))
+        sources.append((str(path), lambda: read_yaml(path)))
     if overrides:
         bad = [item for item in overrides if "=" not in item]
         if bad:

@@ -94,3 +94,14 @@ def tiny_acr_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
     return path
+
+
+@pytest.fixture
+def toy_method():
+    """`toyline` (tests/toy_method.py) in the method registry for one test."""
+    from hands.registry import MethodSpec, register_method, unregister_method
+    from tests.toy_method import ToyConfig, ToyModule, export_toy
+
+    spec = register_method(MethodSpec("toyline", "a line", train_config=ToyConfig, module=ToyModule, export=export_toy))
+    yield spec
+    unregister_method(spec.name)

@@ -6,15 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from hands.cli import SUB_VERBS, VERBS, main
-from hands.registry import MethodSpec, register_method, unregister_method
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,51 +84,7 @@ def test_a_bad_choice_is_refused_before_anything_is_written(tmp_path):
     assert not out.exists()
 
 
-# --- a fourth method, defined and registered here only -------------------------------------------------------------
-
-@dataclass
-class ToyConfig:
-    """A line fitted to noisy points."""
-
-    seed: int = 0
-    batch_size: int = 8
-    num_workers: int = 0
-    lr: float = 0.1
-    """Learning rate of plain SGD."""
-
-
-class ToyModule(pl.LightningModule):
-    def __init__(self, config: ToyConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.line = torch.nn.Linear(1, 1)
-
-    def datasets(self):
-        x = torch.linspace(-1, 1, 64)[:, None]
-        return torch.utils.data.TensorDataset(x, 3 * x + 0.5)
-
-    def training_step(self, batch, _):
-        x, y = batch
-        loss = torch.nn.functional.mse_loss(self.line(x), y)
-        self.log("loss", loss)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.config.lr)
-
-
-def export_toy(module: ToyModule, output: Path, trainer) -> Path:
-    path = output / "line.pt"
-    torch.save(module.line.state_dict(), path)
-    return path
-
-
-@pytest.fixture
-def toy_method():
-    spec = register_method(MethodSpec("toyline", "a line", train_config=ToyConfig, module=ToyModule, export=export_toy))
-    yield spec
-    unregister_method(spec.name)
-
+# --- a fourth method, defined in tests/toy_method.py and registered by the `toy_method` fixture only ---------
 
 def test_a_fourth_method_trains_through_the_registry(toy_method, tmp_path, capsys):
     config = tmp_path / "toy.yaml"

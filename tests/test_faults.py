@@ -3,12 +3,17 @@ outputs that would clobber inputs or earlier runs, killed checkpoint saves, perm
 
 import json
 import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from hands.data.interhand.index import InterHandIndex, _sources, index_is_complete, index_lock, read_only_key
 
@@ -117,3 +122,108 @@ def test_bad_frames_are_skipped_and_reported(tiny_acr_checkpoint, synthetic_root
     (only_bad / "x.jpg").write_bytes(b"\xff\xd8\xff not an image")
     with pytest.raises(SystemExit, match="no frame of"):
         reconstruct(tiny_acr_checkpoint, "--inputs", only_bad, "--out", tmp_path / "none")
+
+
+# --- checkpoints that survive a kill, resumes that refuse a changed model ------------------------------------------
+
+KILLED_SAVE = """
+import sys, time, torch
+from hands.cli.checkpoint_io import AtomicCheckpointIO
+io = AtomicCheckpointIO()
+path = sys.argv[1]
+io.save_checkpoint({"step": 1, "weights": torch.ones(10)}, path)
+print("saving", flush=True)
+io.save_checkpoint({"step": 2, "weights": torch.ones(150_000_000)}, path)   # 600 MB: killed while it is written
+print("saved", flush=True)
+"""
+
+
+def test_a_kill_during_a_checkpoint_save_keeps_the_previous_one(tmp_path):
+    from hands.cli.checkpoint_io import checkpoint_is_intact, resume_checkpoint
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == Path(tmp_path).stat().st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the temporary folder")
+    run = Path(tempfile.mkdtemp(dir=shm))
+    private_tmp = tmp_path / "tmpdir"
+    private_tmp.mkdir()
+    try:
+        folder = run / "checkpoints"
+        last = folder / "last.ckpt"
+        child = subprocess.Popen([sys.executable, "-c", KILLED_SAVE, str(last)], stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, "TMPDIR": str(private_tmp)})
+        assert child.stdout.readline().strip() == "saving"
+        time.sleep(0.3)
+        child.kill()
+        child.wait(timeout=60)
+        assert checkpoint_is_intact(last)
+        assert torch.load(last, weights_only=True)["step"] == 1  # the previous checkpoint, whole
+        assert not list(private_tmp.iterdir())  # nothing staged in $TMPDIR
+        assert resume_checkpoint(folder) == last and not list(folder.glob(".*.part"))  # the partial save is gone
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint(toy_method, tmp_path, caplog):
+    from hands.cli import main
+
+    config = tmp_path / "toy.yaml"
+    run = tmp_path / "run"
+    config.write_text(f"method: toyline\ntrainer:\n  output: {run}\n  accelerator: cpu\n  max_steps: 4\n"
+                      "  checkpoint_every_steps: 2\n")
+    main(["train", "--config", str(config)])
+    folder = run / "checkpoints"
+    periodic = [p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"]
+    assert periodic and (folder / "last.ckpt").is_file()
+    (folder / "last.ckpt").write_bytes(b"")  # what a killed save across filesystems used to leave
+    main(["train", "--config", str(config), "trainer.max_steps=6", "--resume"])
+    assert "damaged" in caplog.text
+    assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 6
+
+
+def test_resume_refuses_a_changed_model_and_keeps_the_config(toy_method, tmp_path):
+    from hands.cli import main
+
+    config = tmp_path / "toy.yaml"
+    run = tmp_path / "run"
+    config.write_text(f"method: toyline\ntrainer:\n  output: {run}\n  accelerator: cpu\n  max_steps: 2\n")
+    main(["train", "--config", str(config)])
+    saved = (run / "config.yaml").read_text()
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(config), "toyline.lr=0.5", "trainer.max_steps=4", "--resume"])
+    assert (run / "config.yaml").read_text() == saved
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(config), "--resume", f"trainer.output={tmp_path / 'nothing'}"])
+
+
+def test_outputs_are_readable_by_others(tmp_path):
+    from hands.io.atomic import atomic_directory, atomic_write_bytes
+    from hands.io.images import write_image
+
+    old = os.umask(0o022)
+    try:
+        image = write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+        data = atomic_write_bytes(tmp_path / "b.json", b"{}")
+        with atomic_directory(tmp_path / "folder") as folder:
+            (folder / "x.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert [oct(p.stat().st_mode & 0o777) for p in (image, data, tmp_path / "folder")] == ["0o644", "0o644", "0o755"]
+
+
+@pytest.mark.parametrize("text, message", [("method: acr\ntrainer: [unclosed\n", "not valid YAML at line"),
+                                           ("method: !!python/object/apply:os.system ['echo pwned']\n", "not valid YAML"),
+                                           ("- method\n- acr\n", "expected a mapping")])
+def test_bad_yaml_is_one_line_naming_the_file(tmp_path, text, message, capsys):
+    from hands.cli import main
+    from hands.config import ConfigError, load_config
+    from hands.data.synthetic.generator import SyntheticConfig
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(SyntheticConfig, path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(path)])
+    assert message in capsys.readouterr().err

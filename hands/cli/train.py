@@ -8,22 +8,25 @@ The config has `method:` (a registered method), `trainer:` (below) and the metho
 The whole config (types, choices, unknown keys) is checked before anything is written. Outputs land in
 `trainer.output`: the resolved config.yaml, checkpoints/ (last.ckpt and periodic ones), logs/ (metrics.csv) and
 what the method exports after training (AttentionHand: images/ and controlnet/; OHTA: prior/).
-`--resume` continues from checkpoints/last.ckpt.
+`--resume` continues from checkpoints/last.ckpt (or, when a kill damaged it, the newest intact checkpoint); it keeps
+the method's section as the run saved it (only trainer.* may change). Checkpoints are written beside their name
+and renamed into place, so a kill never leaves a partial one.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
+from hands.cli.checkpoint_io import AtomicCheckpointIO, SaveConfigOnStart, resume_checkpoint
 from hands.cli.options import config_epilog, config_help
-from hands.config import ConfigError, load_config, save_config
+from hands.config import ConfigError, load_config, read_yaml, save_config
 from hands.registry import MethodSpec, get_method, load_object, method_names
 
 log = logging.getLogger("train")
@@ -67,13 +70,7 @@ def run_config_schema(spec: MethodSpec) -> type:
 
 def method_of(path: str, overrides: list[str]) -> str:
     """The `method` a config file and its overrides name (the last one wins)."""
-    name = None
-    if not Path(path).is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        name = OmegaConf.load(path).get("method")
-    except (OmegaConfBaseException, ValueError) as error:  # YAML errors are ValueErrors of yaml
-        raise ConfigError(f"{path}: not a readable YAML config ({str(error).splitlines()[0]})") from None
+    name = read_yaml(path).get("method")
     for item in overrides:
         if item.startswith("method="):
             name = item.split("=", 1)[1]
@@ -131,16 +128,51 @@ def main(argv: list[str] | None = None) -> Path:
     except ConfigError as error:
         parser.error(str(error))
     output = Path(config.trainer.output)
-    last = output / "checkpoints" / "last.ckpt"
-    if args.resume and not last.is_file():
-        parser.error(f"--resume: no checkpoint at {last}")
-    if (output / "config.yaml").exists() and not (args.resume or args.overwrite):
+    start = None
+    if args.resume:
+        start = resume_checkpoint(output / "checkpoints")
+        if start is None:
+            parser.error(f"--resume: no intact checkpoint in {output / 'checkpoints'}")
+        try:
+            check_resumable(spec, config, output / "config.yaml")
+        except ConfigError as error:
+            parser.error(str(error))
+    elif is_launching_process() and (output / "config.yaml").exists() and not args.overwrite:
+        # Only the process the user started checks: DDP starts this command again for the other ranks.
         parser.error(f"{output} already holds a run; pass --resume to continue it or --overwrite to start over")
-    return fit(spec, config, output, resume=args.resume)
+    return fit(spec, config, output, start)
 
 
-def fit(spec: MethodSpec, config: Any, output: Path, resume: bool = False) -> Path:
-    """Build the method's module and data from the registry, save config.yaml, train, then export (rank 0)."""
+def is_launching_process() -> bool:
+    """True in the process a user started, False in the ranks a DDP launcher (Lightning, torchrun) starts again."""
+    return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
+def check_resumable(spec: MethodSpec, config: Any, saved_path: Path) -> None:
+    """A resumed run keeps its method section (the model, data and losses the checkpoint was made with); only
+    `trainer.*` may change. ConfigError names the keys that differ."""
+    if not saved_path.is_file():
+        raise ConfigError(f"--resume: {saved_path} is missing (not a run folder of `hands train`?)")
+    saved = load_config(run_config_schema(spec), saved_path)
+    before = OmegaConf.to_container(OmegaConf.structured(getattr(saved, spec.name)))
+    after = OmegaConf.to_container(OmegaConf.structured(getattr(config, spec.name)))
+    changed = sorted(_changed_keys(before, after, spec.name))
+    if changed:
+        raise ConfigError(f"--resume keeps the run's {spec.name} settings; these differ from {saved_path}: "
+                          f"{', '.join(changed)} (start a new run to change them)")
+
+
+def _changed_keys(before: Any, after: Any, prefix: str) -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [key for name in sorted(set(before) | set(after))
+                for key in _changed_keys(before.get(name), after.get(name), f"{prefix}.{name}")]
+    return [] if before == after else [prefix]
+
+
+def fit(spec: MethodSpec, config: Any, output: Path, start: Path | None = None) -> Path:
+    """Build the method's module and data from the registry, train (from the checkpoint `start` when resuming),
+    then export (rank 0). config.yaml is written by rank 0 once the module is built (a new run) or once the
+    checkpoint has loaded (a resumed run)."""
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -154,9 +186,11 @@ def fit(spec: MethodSpec, config: Any, output: Path, resume: bool = False) -> Pa
     module = load_object(spec.module)(settings)  # builds the networks: a bad value fails here, before any file
     data = module.datasets()
     train_set, val_set = data if isinstance(data, tuple) else (data, None)
-    save_config(config, output / "config.yaml", overwrite=True)
+    if start is None and is_launching_process():
+        save_config(config, output / "config.yaml", overwrite=True)
     checkpoints = ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, every_n_train_steps=t.checkpoint_every_steps)
-    callbacks = [checkpoints, *(load_object(spec.callbacks)(settings, output) if spec.callbacks else [])]
+    extra = load_object(spec.callbacks)(settings, output) if spec.callbacks else []
+    callbacks = [checkpoints, SaveConfigOnStart(config, output / "config.yaml"), *extra]
 
     def loader(dataset, shuffle: bool):
         return torch.utils.data.DataLoader(
@@ -171,9 +205,10 @@ def fit(spec: MethodSpec, config: Any, output: Path, resume: bool = False) -> Pa
         max_steps=t.max_steps, accelerator=t.accelerator, devices=_devices(t.devices), strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, default_root_dir=str(output), logger=CSVLogger(str(output), name="logs"),
         log_every_n_steps=t.log_every_steps, enable_model_summary=False, limit_val_batches=1.0 if val_set is not None else 0,
-        callbacks=callbacks, accumulate_grad_batches=getattr(settings, "accumulate", 1), **validation)
+        callbacks=callbacks, accumulate_grad_batches=getattr(settings, "accumulate", 1), plugins=[AtomicCheckpointIO()],
+        **validation)
     trainer.fit(module, loader(train_set, True), loader(val_set, False) if val_set is not None else None,
-                ckpt_path=str(output / "checkpoints" / "last.ckpt") if resume else None)
+                ckpt_path=str(start) if start is not None else None)
     if spec.export and trainer.is_global_zero:
         saved = load_object(spec.export)(module, output, trainer)
         log.info("saved %s", saved)

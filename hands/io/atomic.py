@@ -13,6 +13,19 @@ class OutputExistsError(FileExistsError):
     """The target exists and `overwrite` was not given."""
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | Path, directory: bool = False) -> None:
+    """Give a file made by mkstemp/mkdtemp (0600/0700) the permissions an ordinary write would (0666/0777 minus
+    the umask: 0644/0755 under the common 022), so that outputs are readable by others like any tool's."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 def check_writable(path: str | Path, overwrite: bool) -> Path:
     """Return `path` as a Path; raise OutputExistsError if it exists and `overwrite` is False."""
     path = Path(path)
@@ -34,6 +47,8 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.is_file():
+            apply_umask(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -65,6 +80,7 @@ def atomic_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        apply_umask(tmp, directory=True)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

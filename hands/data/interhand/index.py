@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hands.data.interhand.format import ANNOTATION_KINDS, HAND_TYPES, NUM_JOINTS, InterHandCamera, annotation_path
-from hands.io.atomic import atomic_path
+from hands.io.atomic import apply_umask, atomic_path
 from hands.io.home import cache_dir as home_cache
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ def build_index(root: str | Path, split: str, folder: str | Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.building-", dir=folder.parent))
     try:
         _write_index(paths, split, tmp)
+        apply_umask(tmp, directory=True)
         old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         if folder.exists():
             os.replace(folder, old)
