@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hands.io.home import HOME_FILES, cache_dir, hands_home, home_file
 from hands.mano.model_file import resolve_model_path
 
@@ -29,14 +31,18 @@ def test_hands_home_moves_every_default(tmp_path):
 def test_home_paths_and_the_mano_lookup(tmp_path, monkeypatch):
     monkeypatch.setenv("HANDS_HOME", str(tmp_path))
     monkeypatch.delenv("HANDS_MANO_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)  # no models/mano here
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "mano").mkdir(parents=True)
+    (tmp_path / "models" / "mano" / "MANO_RIGHT.pkl").write_bytes(b"")  # the working folder is never looked at
+    monkeypatch.setattr("hands.mano.model_file.DEFAULT_MANO_DIR", tmp_path / "checkout" / "models" / "mano")
     assert home_file("acr", "wild.pkl") == tmp_path / "acr" / "wild.pkl" and cache_dir("x") == tmp_path / "cache" / "x"
     assert resolve_model_path("right", None) is None
     (tmp_path / "mano").mkdir()
     (tmp_path / "mano" / "MANO_RIGHT.pkl").write_bytes(b"")
     assert resolve_model_path("right", None) == tmp_path / "mano" / "MANO_RIGHT.pkl"
     monkeypatch.setenv("HANDS_MANO_DIR", str(tmp_path / "elsewhere"))
-    assert resolve_model_path("right", None) is None  # $HANDS_MANO_DIR, when set, is the only place looked at
+    with pytest.raises(FileNotFoundError, match="HANDS_MANO_DIR"):  # set but empty: an error, not the built-in hand
+        resolve_model_path("right", None)
 
 
 def test_the_readme_lists_every_home_file():

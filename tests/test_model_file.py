@@ -85,6 +85,20 @@ def test_wrong_shape_is_named(tmp_path):
         load_mano_file(path)
 
 
+def test_nan_values_and_the_odd_shape_out_are_named(tmp_path):
+    data = model_to_dict(builtin_model("right"))
+    data["shapedirs"] = data["shapedirs"].copy()
+    data["shapedirs"][5, 1, 2] = np.nan
+    np.savez(tmp_path / "MANO_RIGHT.npz", **data)
+    with pytest.raises(ManoFileError, match=r"MANO_RIGHT.npz: key 'shapedirs' holds NaN"):
+        load_mano_file(tmp_path / "MANO_RIGHT.npz")
+    data = model_to_dict(builtin_model("right"))
+    data["v_template"] = data["v_template"][:10]  # the template is wrong, not the shape directions
+    np.savez(tmp_path / "MANO_LEFT.npz", **data)
+    with pytest.raises(ManoFileError, match=r"key 'v_template' has shape \(10, 3\)"):
+        load_mano_file(tmp_path / "MANO_LEFT.npz")
+
+
 def test_truncated_file(tmp_path):
     good = save_mano_file(builtin_model("right"), tmp_path / "good" / "MANO_RIGHT.pkl")
     bad = tmp_path / "MANO_RIGHT.pkl"
@@ -109,7 +123,7 @@ def test_code_in_pickle_is_refused(tmp_path):
 
 
 def test_missing_file_says_what_and_where(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"MANO_RIGHT.pkl.*models/mano"):
+    with pytest.raises(FileNotFoundError, match=r"MANO_RIGHT.pkl.*HANDS_HOME/mano"):
         build_mano("right", tmp_path / "nowhere" / "MANO_RIGHT.pkl", pose_convention="flat")
     with pytest.raises(FileNotFoundError, match="no MANO_LEFT.pkl in this folder"):
         build_mano("left", tmp_path, pose_convention="flat")
@@ -127,7 +141,9 @@ def test_builtin_fallback_warns_once_per_call(monkeypatch, tmp_path):
 
     from hands.mano import BuiltinHandWarning
 
-    monkeypatch.setenv("HANDS_MANO_DIR", str(tmp_path))
+    monkeypatch.delenv("HANDS_MANO_DIR", raising=False)
+    monkeypatch.setenv("HANDS_HOME", str(tmp_path))  # no mano/ there, and the checkout has no models/mano in CI
+    monkeypatch.setattr("hands.mano.model_file.DEFAULT_MANO_DIR", tmp_path / "models" / "mano")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = load_mano_model("right")

@@ -14,7 +14,7 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 from hands.acr.model import ACRMaps
-from hands.acr.postprocess import decode_hand
+from hands.acr.postprocess import PostprocessConfig, decode_hand
 from hands.data.interhand.format import JOINT_SLICE
 from hands.geometry.rotations import axis_angle_to_matrix
 from hands.mano.joints import CANONICAL_PARENTS, MIDDLE_MCP, convert_joints
@@ -46,6 +46,21 @@ def params_at(maps: Tensor, centres: Tensor) -> Tensor:
     return maps[torch.arange(len(maps), device=maps.device), :, y, x]
 
 
+def params_with_prior(maps: ACRMaps, centres: Tensor, present: Tensor,
+                      max_distance: float = PostprocessConfig.prior_max_distance) -> dict[str, Tensor]:
+    """Each side's parameter vectors (B,109) at its centre (B,2,2 normalised; present (B,2) bool), with the
+    cross-hand prior added as `decode` adds it: where both hands are present and their centre cells are at most
+    `max_distance` apart, a side's pose and shape (entries 3:) get the prior map read at the other hand's centre."""
+    vectors = {side: params_at(maps.params[side], centres[:, s]) for s, side in enumerate(SIDES)}
+    h, w = maps.params["right"].shape[-2:]
+    cells = (centres + 1) / 2 * torch.tensor([w, h], dtype=centres.dtype, device=centres.device)
+    both = present.all(dim=1) & ((cells[:, 0] - cells[:, 1]).norm(dim=-1) <= max_distance)
+    for s, side in enumerate(SIDES):
+        other = params_at(maps.prior[side], centres[:, 1 - s])
+        vectors[side] = torch.cat([vectors[side][:, :3], vectors[side][:, 3:] + other * both[:, None]], dim=1)
+    return vectors
+
+
 def bone_lengths(joints: Tensor) -> Tensor:
     """(N,20) lengths of the canonical skeleton's bones of joints (N,21,3)."""
     children = torch.arange(1, 21, device=joints.device)
@@ -64,8 +79,10 @@ def ground_truth_hand(batch: dict[str, Tensor], side: str) -> dict[str, Tensor]:
             "joints_2d": convert_joints(batch["joints_2d"][present][:, hand], "interhand", "canonical")}
 
 
-def acr_losses(maps: ACRMaps, batch: dict[str, Tensor], layers: dict[str, ManoLayer], weights: LossWeights) -> dict[str, Tensor]:
-    """Weighted loss terms (each a scalar) and their sum under 'total'."""
+def acr_losses(maps: ACRMaps, batch: dict[str, Tensor], layers: dict[str, ManoLayer], weights: LossWeights,
+               train_prior: bool = False) -> dict[str, Tensor]:
+    """Weighted loss terms (each a scalar) and their sum under 'total'. With `train_prior`, two-hand samples read
+    their parameters with the cross-hand prior added (`params_with_prior`), which trains the prior heads."""
     parts = batch["parts"]
     logits = maps.part_logits
     if logits.shape[-2:] != parts.shape[-2:]:
@@ -73,16 +90,21 @@ def acr_losses(maps: ACRMaps, batch: dict[str, Tensor], layers: dict[str, ManoLa
     terms = {"segmentation": nnf.cross_entropy(logits, parts)}
     centre_pred = torch.cat([maps.centre["right"], maps.centre["left"]], dim=1)
     terms["centre"] = ((centre_pred - batch["centre_maps"]) ** 2).mean()
-    zero = logits.sum() * 0
+    # Every head takes part in every loss (the prior heads with weight 0 unless trained, and even then only where
+    # two hands are close): DDP needs each parameter in the graph of each step.
+    zero = logits.sum() * 0 + sum(prior.sum() for prior in maps.prior.values()) * 0
     for name in ("joints_3d", "joints_2d", "bones", "pose", "shape", "shape_prior"):
         terms[name] = zero
     hands = 0
+    sides_present = batch["present"].bool()
+    vectors = (params_with_prior(maps, batch["centre"], sides_present) if train_prior else
+               {side: params_at(maps.params[side], batch["centre"][:, s]) for s, side in enumerate(SIDES)})
     for s, side in enumerate(SIDES):
         present = batch["present"][:, s]
         if not present.any():
             continue
         hands += int(present.sum())
-        vector = params_at(maps.params[side], batch["centre"][:, s])[present]
+        vector = vectors[side][present]
         pred = decode_hand(vector, layers[side])
         gt = ground_truth_hand(batch, side)
         gt_3d, gt_2d, valid = gt["joints"], gt["joints_2d"], gt["valid"]

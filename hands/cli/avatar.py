@@ -79,7 +79,7 @@ class CreateConfig:
     lpips_net: str = "vgg"
     """LPIPS backbone of the texture fitting: vgg (the release, vgg16-397923af.pth) or alex (alexnet-owt-7be5be79.pth)."""
     mano_dir: str | None = None
-    """Folder with MANO_RIGHT.pkl (default models/mano/ or $HANDS_MANO_DIR, else the built-in hand)."""
+    """Folder with MANO_RIGHT.pkl (default: $HANDS_MANO_DIR, $HANDS_HOME/mano, else the built-in hand)."""
     device: str = "auto"
     creation: CreationConfig = dataclasses.field(default_factory=CreationConfig)
     text_input: TextInputConfig = dataclasses.field(default_factory=TextInputConfig)

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--size", type=int, default=384, help="image side in pixels")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--mano_dir", "--mano-dir", dest="mano_dir", default=None,
-                        help="folder with MANO_RIGHT.pkl (default: models/mano or built-in)")
+                        help="folder with MANO_RIGHT.pkl (default: $HANDS_MANO_DIR, $HANDS_HOME/mano, else built-in)")
     parser.add_argument("--demo_mode", "--mode", default="poses", choices=["poses", "image", "folder", "video", "webcam", "fit"])
     parser.add_argument("--inputs", default=None, help="image, folder of frames or video file (ACR and fit modes)")
     parser.add_argument("--checkpoint", default=str(home_file("acr", "wild.pkl")),

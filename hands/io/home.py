@@ -43,7 +43,7 @@ HOME_FILES: dict[str, str] = {
     "attentionhand/attentionhand.ckpt": "AttentionHand's official weights (`hands generate`, `create.py --text`)",
     "attentionhand/sd15_ini.ckpt": "SD1.5 + ControlNet start of AttentionHand training (`hands train`)",
     "ohta/pretrained_prior_learning.tar": "OHTA's official prior (`hands avatar create`)",
-    "mano/MANO_RIGHT.pkl, mano/MANO_LEFT.pkl": "MANO (licensed; also models/mano/ or $HANDS_MANO_DIR)",
+    "mano/MANO_RIGHT.pkl, mano/MANO_LEFT.pkl": "MANO (licensed; or $HANDS_MANO_DIR, or the checkout's models/mano/)",
     "mediapipe/hand_landmarker.task": "MediaPipe's hand models, built by `make setup` (`hands fit`)",
     "metrics/vgg16-397923af.pth": "LPIPS-VGG backbone (OHTA creation and evaluation)",
     "metrics/alexnet-owt-7be5be79.pth": "LPIPS-Alex backbone (optional)",

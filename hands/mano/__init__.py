@@ -24,15 +24,15 @@ class BuiltinHandWarning(UserWarning):
 
 
 def load_mano_model(side: Side = "right", model_path: str | Path | None = None) -> ManoModelData:
-    """The hand model for `side`: the official file at `model_path` (file or folder), else $HANDS_MANO_DIR or
-    models/mano/, else the built-in open hand model with a one-line warning."""
+    """The hand model for `side`: the official file at `model_path` (file or folder), else $HANDS_MANO_DIR,
+    $HANDS_HOME/mano or the checkout's models/mano, else the built-in open hand model with a one-line warning."""
     path = resolve_model_path(side, model_path)
     if path is not None:
         return load_mano_file(path, side=side)
     from hands.mano.builtin import builtin_model
 
     warnings.warn(
-        f"no MANO_{side.upper()}.pkl configured (models/mano/ or $HANDS_MANO_DIR): using the built-in open hand model",
+        f"no MANO_{side.upper()}.pkl configured ($HANDS_HOME/mano/ or $HANDS_MANO_DIR): using the built-in open hand model",
         BuiltinHandWarning,
         stacklevel=2,
     )

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from hands.io.atomic import atomic_path
-from hands.io.home import home_file
+from hands.io.home import PACKAGE_ROOT, home_file
 from hands.io.safe_pickle import load_pickle
 from hands.prediction.types import SIDES, Side  # noqa: F401  (re-exported: the sides of every MANO file)
 
-#: Where official MANO files are looked for when no path is given, in order: $HANDS_MANO_DIR, then models/mano
-#: (the originals' layout, relative to the working folder), then $HANDS_HOME/mano.
-DEFAULT_MANO_DIR = Path("models/mano")
+#: Where official MANO files are looked for when no path is given: $HANDS_MANO_DIR when set (then it must hold
+#: them), else $HANDS_HOME/mano, else the checkout's models/mano (never relative to the working folder).
+DEFAULT_MANO_DIR = PACKAGE_ROOT / "models" / "mano"
 MANO_DOWNLOAD_HINT = (
     "MANO is licensed and cannot be shipped: register at https://mano.is.tue.mpg.de, download 'Models & Code', "
-    "and put MANO_RIGHT.pkl and MANO_LEFT.pkl in models/mano/ (or set $HANDS_MANO_DIR); leave the path empty to "
+    "and put MANO_RIGHT.pkl and MANO_LEFT.pkl in $HANDS_HOME/mano/ (or set $HANDS_MANO_DIR); leave the path empty to "
     "use the built-in open hand model instead"
 )
 
@@ -84,9 +84,22 @@ def _check_shape(name: str, arr: np.ndarray, spec: tuple, dims: dict[str, int], 
         if want is None:
             continue
         if isinstance(want, str):
-            want = dims.setdefault(want, got)
+            if dims.get(want) is None:
+                dims[want] = got
+            want = dims[want]
         if want != got:
             raise ManoFileError(f"{source}: key '{name}' has shape {arr.shape}; axis {axis} should be {want}")
+
+
+def _vertex_count(raw: dict) -> int | None:
+    """The vertex count most of the V-sized arrays agree on, so that the odd one out is the one blamed."""
+    counts = []
+    for key, spec in _REQUIRED_KEYS.items():
+        array = raw.get(key)
+        shape = getattr(array, "shape", None)
+        if shape is not None and "V" in spec and len(shape) == len(spec):
+            counts.append(int(shape[spec.index("V")]))
+    return max(set(counts), key=counts.count) if counts else None
 
 
 def model_from_dict(raw: dict, side: Side, source: str, is_builtin: bool = False) -> ManoModelData:
@@ -97,7 +110,7 @@ def model_from_dict(raw: dict, side: Side, source: str, is_builtin: bool = False
     if missing:
         raise ManoFileError(f"{source}: missing key '{missing[0]}' (a MANO file needs {', '.join(_REQUIRED_KEYS)})")
     arrays: dict[str, np.ndarray] = {}
-    dims: dict[str, int] = {}
+    dims: dict[str, int] = {"V": _vertex_count(raw)}
     for key, spec in _REQUIRED_KEYS.items():
         try:
             arrays[key] = np.asarray(raw[key])
@@ -106,6 +119,8 @@ def model_from_dict(raw: dict, side: Side, source: str, is_builtin: bool = False
         if arrays[key].dtype == object:
             raise ManoFileError(f"{source}: key '{key}' is not a numeric array")
         _check_shape(key, arrays[key], spec, dims, source)
+        if arrays[key].dtype.kind in "fc" and not np.isfinite(arrays[key]).all():
+            raise ManoFileError(f"{source}: key '{key}' holds NaN or infinite values")
     parents = arrays["kintree_table"][0].astype(np.int64)
     parents[0] = -1
     if np.any(parents[1:] < 0) or np.any(parents[1:] >= np.arange(1, 16)):
@@ -190,7 +205,8 @@ def save_mano_file(model: ManoModelData, path: str | Path, overwrite: bool = Fal
 
 
 def resolve_model_path(side: Side, model_path: str | Path | None) -> Path | None:
-    """The official file to use for `side`: `model_path` (a file or a folder), else $HANDS_MANO_DIR, models/mano or $HANDS_HOME/mano.
+    """The official file to use for `side`: `model_path` (a file or a folder), else $HANDS_MANO_DIR (which must then hold
+    it), $HANDS_HOME/mano or the checkout's models/mano.
 
     Returns None when no path was given and no official file is present (the caller then uses the built-in model);
     raises FileNotFoundError when a given path does not hold the file.
@@ -207,7 +223,8 @@ def resolve_model_path(side: Side, model_path: str | Path | None) -> Path | None
             raise FileNotFoundError(f"MANO model file not found: {path}. {MANO_DOWNLOAD_HINT}")
         return path
     if os.environ.get("HANDS_MANO_DIR"):
-        folders = [Path(os.environ["HANDS_MANO_DIR"])]
-    else:
-        folders = [DEFAULT_MANO_DIR, home_file("mano")]
-    return next((folder / filename for folder in folders if (folder / filename).is_file()), None)
+        folder = Path(os.environ["HANDS_MANO_DIR"])
+        if not (folder / filename).is_file():
+            raise FileNotFoundError(f"$HANDS_MANO_DIR={folder} holds no {filename}. {MANO_DOWNLOAD_HINT}")
+        return folder / filename
+    return next((folder / filename for folder in (home_file("mano"), DEFAULT_MANO_DIR) if (folder / filename).is_file()), None)

@@ -166,6 +166,12 @@ class OneShotFolder(torch.utils.data.Dataset):
                 "identity": torch.tensor(self.identity[item])}
 
 
+def step_rng(seed: int, rank: int, step: int, batch_index: int) -> np.random.Generator:
+    """The random stream of one training step (patches, backgrounds, occupancy samples): different on every rank,
+    and the same again when a resumed run reaches the same step."""
+    return np.random.default_rng([seed, rank, step, batch_index])
+
+
 def patch_pixels(mask: torch.Tensor, size: int, count: int, hand_ratio: float, rng: np.random.Generator) -> torch.Tensor:
     """(count·size², 2) integer (u, v) pixels of square patches centred on the hand (mask (H, W)) with probability
     `hand_ratio`, else on the hand's box outside the hand; patches are kept inside the image."""
@@ -212,7 +218,7 @@ class OHTAPriorModule(pl.LightningModule):
                 self.lpips = LPIPS(config.lpips_weights)
             except MissingWeightsError as error:
                 log.warning("LPIPS term off: %s", error)
-        self.rng = np.random.default_rng(config.seed)
+        self.rng = step_rng(config.seed, 0, 0, 0)
         self.strict_loading = False  # checkpoints leave LPIPS out
         self.register_buffer("label_faces", label_faces(model, self.avatar), persistent=False)
 
@@ -273,6 +279,7 @@ class OHTAPriorModule(pl.LightningModule):
         return losses
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        self.rng = step_rng(self.config.seed, self.global_rank, self.global_step, batch_index)
         B = batch["image"].shape[0]
         totals: dict[str, torch.Tensor] = {}
         for b in range(B):

@@ -146,7 +146,7 @@ class PredictorConfig:
     device: str = "auto"
     """auto (CUDA when available), cpu or cuda[:N]."""
     mano_dir: str | None = None
-    """Folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: models/mano, else the built-in hand)."""
+    """Folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: $HANDS_MANO_DIR, $HANDS_HOME/mano, else the built-in hand)."""
 
 
 @runtime_checkable
