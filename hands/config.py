@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence, TypeVar
 
@@ -16,6 +17,23 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config file or override names an unknown key or gives a value of the wrong type."""
+
+
+def check_fields(config, *, at_least: dict[str, float] | None = None, finite: tuple[str, ...] = (),
+                 multiple_of: dict[str, int] | None = None) -> None:
+    """Range checks of a config dataclass's fields, for its `__post_init__` (so that every CLI and loader that
+    builds the config gets them): `at_least` {field: minimum}, `finite` fields (not NaN or infinite),
+    `multiple_of` {field: n}. ValueError names the field and the value."""
+    for name, minimum in (at_least or {}).items():
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= minimum):
+            raise ValueError(f"{name}: must be at least {minimum}, got {value!r}")
+    for name in finite:
+        if not math.isfinite(getattr(config, name)):
+            raise ValueError(f"{name}: must be a finite number, got {getattr(config, name)!r}")
+    for name, step in (multiple_of or {}).items():
+        if getattr(config, name) % step:
+            raise ValueError(f"{name}: must be a multiple of {step}, got {getattr(config, name)!r}")
 
 
 def read_yaml(path: str | Path) -> DictConfig:
@@ -56,7 +74,10 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
             key = getattr(error, "full_key", None) or getattr(error, "key", None)
             message = str(getattr(error, "msg", error)).splitlines()[0]
             raise ConfigError(f"{where}: {message} (key '{key}')") from None
-    return OmegaConf.to_object(config)
+    try:
+        return OmegaConf.to_object(config)
+    except ValueError as error:  # a range check of a config's __post_init__
+        raise ConfigError(f"{sources[-1][0] if sources else schema.__name__}: {error}") from None
 
 
 def save_config(config, path: str | Path, overwrite: bool = False) -> Path:

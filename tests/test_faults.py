@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -227,3 +228,105 @@ def test_bad_yaml_is_one_line_naming_the_file(tmp_path, text, message, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--config", str(path)])
     assert message in capsys.readouterr().err
+
+
+# --- numbers out of range: one mechanism (the configs' __post_init__), the field named ---------------------------
+
+@pytest.mark.parametrize("schema, key, value, message", [
+    ("hands.cli.train:TrainerConfig", "max_steps", -1, "max_steps: must be at least 1"),
+    ("hands.cli.train:TrainerConfig", "checkpoint_every_steps", 0, "checkpoint_every_steps: must be at least 1"),
+    ("hands.attentionhand.pipeline:SamplingConfig", "steps", 0, "steps: must be at least 1"),
+    ("hands.attentionhand.pipeline:SamplingConfig", "guidance", float("nan"), "guidance: must be a finite number"),
+    ("hands.attentionhand.pipeline:SamplingConfig", "image_size", 60, "image_size: must be at least 64"),
+    ("hands.attentionhand.pipeline:SamplingConfig", "image_size", 96, "image_size: must be a multiple of 64"),
+    ("hands.ohta.creation:CreationConfig", "views", 0, "views: must be at least 1"),
+    ("hands.ohta.creation:CreationConfig", "finetune_steps", -4, "finetune_steps: must be at least 0"),
+    ("hands.data.synthetic.generator:SyntheticConfig", "num_images", 0, "num_images: must be at least 1"),
+])
+def test_out_of_range_numbers_are_refused_naming_the_field(schema, key, value, message):
+    from hands.config import ConfigError, load_config
+    from hands.registry import load_object
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(load_object(schema), None, [f"{key}={value}"])
+
+
+def test_the_verbs_refuse_bad_numbers_in_one_line(tmp_path, capsys):
+    from hands.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["generate", "--sample_path", str(tmp_path / "m.json"), "--steps", "0"])
+    assert "steps: must be at least 1" in str(stop.value)
+    with pytest.raises(SystemExit) as stop:
+        main(["synth", "--out", str(tmp_path / "s"), "--num", "-5"])
+    assert "num_images: must be at least 1" in capsys.readouterr().err + str(stop.value)
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(ROOT / "configs/acr/synthetic.yaml"), f"trainer.output={tmp_path / 'r'}",
+              "acr.batch_size=0"])
+    assert "acr.batch_size: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
+
+
+# --- AttentionHand's modalities: confined paths, unique ids, records kept through a kill -------------------------
+
+def modalities(tmp_path: Path, lines: list[dict]) -> Path:
+    root = tmp_path / "samples"
+    (root / "data").mkdir(parents=True)
+    for item in lines:
+        for key in ("mesh", "text"):
+            path = root / item[key]
+            if not path.resolve().is_relative_to(root.resolve()):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if key == "mesh":
+                cv2.imwrite(str(path), np.full((64, 64, 3), 128, np.uint8))
+            else:
+                path.write_text("a right hand")
+    manifest = root / "data" / "modalities.json"
+    manifest.write_text("".join(json.dumps(item) + "\n" for item in lines))
+    return manifest
+
+
+def test_modalities_stay_inside_their_sample_folder(tmp_path):
+    from hands.attentionhand.data import ModalitiesError, read_modalities
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read")
+    manifest = modalities(tmp_path, [{"mesh": "mesh/a.jpg", "text": "../secret.txt"}])
+    with pytest.raises(ModalitiesError, match="outside the sample folder"):
+        read_modalities(manifest)
+    assert read_modalities(manifest, allow_outside=True)[0].text == manifest.parent.parent / "../secret.txt"
+    manifest = modalities(tmp_path / "abs", [{"mesh": "mesh/a.jpg", "text": str(secret)}])
+    with pytest.raises(ModalitiesError, match="outside the sample folder"):
+        read_modalities(manifest)
+    manifest = modalities(tmp_path / "dup", [{"mesh": "mesh/a.jpg", "text": "text/a.txt"},
+                                             {"mesh": "mesh/b.jpg", "text": "other/a.txt"}])
+    with pytest.raises(ModalitiesError, match="sample id 'a'.*also line 1"):
+        read_modalities(manifest)
+    manifest = modalities(tmp_path / "box", [{"mesh": "mesh/a.jpg", "text": "text/a.txt", "bbox": "0 0 4 4"}])
+    with pytest.raises(ModalitiesError, match="'bbox' should be"):
+        read_modalities(manifest)
+
+
+def test_generation_keeps_records_through_a_kill_and_resumes(tiny_sd, tmp_path):
+    from hands.cli.generate import main as generate
+    from hands.cli.generate import recorded_ids
+
+    _, _, ckpt = tiny_sd
+    manifest = modalities(tmp_path, [{"mesh": f"mesh/{n}.jpg", "text": f"text/{n}.txt"} for n in "abc"])
+    out = tmp_path / "out"
+    fast = ["--sample_path", str(manifest), "--weights", str(ckpt), "--out", str(out), "--steps", "1",
+            "--num_samples", "1", "--image_size", "64", "--architecture", "tiny", "--device", "cpu"]
+    generate(fast)
+    assert recorded_ids(out / "records.jsonl") == {"a", "b", "c"}
+    # A run killed after sample b's images but before its record, with a half-written last line:
+    lines = (out / "records.jsonl").read_text().splitlines()
+    (out / "records.jsonl").write_text(lines[0] + "\n" + lines[1][:20])
+    config_stamp = (out / "config.yaml").stat().st_mtime_ns
+    generate([*fast, "--skip_existing"])
+    assert recorded_ids(out / "records.jsonl") == {"a", "b", "c"}
+    generate([*fast, "--skip_existing"])  # nothing left to do: config.yaml untouched
+    assert (out / "config.yaml").stat().st_mtime_ns != config_stamp
+    stamp = (out / "config.yaml").stat().st_mtime_ns
+    generate([*fast, "--skip_existing"])
+    assert (out / "config.yaml").stat().st_mtime_ns == stamp

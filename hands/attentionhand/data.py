@@ -13,6 +13,7 @@ such pixel is an error (the release crashed there).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -43,21 +44,27 @@ class ModalityEntry:
         return self.text.stem
 
 
-def _resolve(manifest: Path, relative: str, line: int, key: str) -> Path:
+def _resolve(manifest: Path, relative: str, line: int, key: str, allow_outside: bool = False) -> Path:
+    root = manifest.parent.parent.resolve()
     for base in (manifest.parent.parent, manifest.parent):
         candidate = base / relative
         if candidate.is_file():
+            if not allow_outside and not candidate.resolve().is_relative_to(root):
+                raise ModalitiesError(f"{manifest}:{line}: '{key}' file {relative} lies outside the sample folder {root} "
+                                      "(allow it with allow_outside / --allow_outside_paths)")
             return candidate
     raise ModalitiesError(f"{manifest}:{line}: '{key}' file {relative} not found (looked in {manifest.parent.parent} "
                           f"and {manifest.parent})")
 
 
-def read_modalities(path: str | Path) -> list[ModalityEntry]:
-    """Parse a modalities.json (one JSON object per line; 'mesh' and 'text' required, 'rgb' and 'bbox' optional)."""
+def read_modalities(path: str | Path, allow_outside: bool = False) -> list[ModalityEntry]:
+    """Parse a modalities.json (one JSON object per line; 'mesh' and 'text' required, 'rgb' and 'bbox' optional).
+    Files must lie under the folder above the manifest (as the release's data/ layout) unless `allow_outside`;
+    two lines with one sample id (the text file's stem) are an error."""
     path = Path(path)
     if not path.is_file():
         raise ModalitiesError(f"modalities file not found: {path}")
-    entries = []
+    entries, seen = [], {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -68,11 +75,20 @@ def read_modalities(path: str | Path) -> list[ModalityEntry]:
         if not isinstance(item, dict) or "mesh" not in item or "text" not in item:
             raise ModalitiesError(f"{path}:{number}: each line needs at least the keys 'mesh' and 'text'")
         bbox = item.get("bbox")
-        if bbox is not None and (len(bbox) != 4 or min(bbox[2:]) <= 0):
+        if bbox is not None and (not isinstance(bbox, list) or len(bbox) != 4
+                                 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox) or min(bbox[2:]) <= 0):
             raise ModalitiesError(f"{path}:{number}: 'bbox' should be [x, y, w, h] with a positive size, got {bbox}")
-        entries.append(ModalityEntry(
-            mesh=_resolve(path, item["mesh"], number, "mesh"), text=_resolve(path, item["text"], number, "text"),
-            rgb=_resolve(path, item["rgb"], number, "rgb") if item.get("rgb") else None, bbox=bbox))
+        if not all(isinstance(item.get(key, ""), str) for key in ("mesh", "text", "rgb")):
+            raise ModalitiesError(f"{path}:{number}: 'mesh', 'text' and 'rgb' should be paths (strings)")
+        entry = ModalityEntry(
+            mesh=_resolve(path, item["mesh"], number, "mesh", allow_outside),
+            text=_resolve(path, item["text"], number, "text", allow_outside),
+            rgb=_resolve(path, item["rgb"], number, "rgb", allow_outside) if item.get("rgb") else None, bbox=bbox)
+        if entry.file_id in seen:
+            raise ModalitiesError(f"{path}:{number}: sample id {entry.file_id!r} (the text file's name) is also line "
+                                  f"{seen[entry.file_id]}: its images would replace the other's")
+        seen[entry.file_id] = number
+        entries.append(entry)
     return entries
 
 

@@ -22,6 +22,7 @@ from diffusers import StableDiffusionControlNetPipeline
 from hands.attentionhand.attention import TextAttentionConfig, text_attention_update
 from hands.attentionhand.components import StableDiffusionParts, encode_prompts
 from hands.attentionhand.tokenizer import hand_token_positions
+from hands.config import check_fields
 from hands.io.images import decode_image_file
 
 
@@ -58,6 +59,9 @@ class SamplingConfig:
     release's noise), or on the CPU (the same images from one seed on every device; not the release)."""
 
     def __post_init__(self) -> None:
+        check_fields(self, at_least={"steps": 1, "num_samples": 1, "image_size": 64, "guidance_steps": 0,
+                                     "guidance_step_size": 0, "eta": 0, "control_scale": 0},
+                     finite=("guidance",), multiple_of={"image_size": 64})
         if self.noise_device not in ("sampling", "cpu"):
             raise ValueError(f"noise_device must be 'sampling' or 'cpu', got {self.noise_device!r}")
 

@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--chunk", type=int, default=16, help="fit -t: frames fitted together")
     parser.add_argument("--focal_ratio", type=float, default=2.0, help="fit: focal length / max(H, W) of the unknown camera")
     args = parser.parse_args(argv)
+    if args.size < 16:
+        parser.error(f"--size: must be at least 16 pixels, got {args.size}")
     args.out = args.out or ("outputs/demo" if args.demo_mode == "poses" else "demos_outputs")
     if args.demo_mode == "fit":
         return run_fit(parser, args)

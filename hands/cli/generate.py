@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, InferenceCon
     parser.add_argument("--out", default="outputs/attentionhand", help="output folder")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument("--skip_existing", action="store_true", help="skip samples whose images all exist")
+    parser.add_argument("--skip_existing", action="store_true", help="skip samples whose images and record exist (resume)")
+    parser.add_argument("--allow_outside_paths", action="store_true",
+                        help="let the modalities file name files outside its sample folder (absolute or ../ paths)")
     parser.add_argument("--export_controlnet", help="also save the ControlNet (save_pretrained) to this folder")
     add_dataclass_arguments(parser.add_argument_group("sampling (SamplingConfig)"), SamplingConfig)
     args = parser.parse_args(argv)
@@ -79,15 +81,19 @@ def main(argv: list[str] | None = None) -> Path:
     out = Path(args.out)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     try:
-        entries = read_modalities(config.sample_path)[rank::world]
+        entries = read_modalities(config.sample_path, args.allow_outside_paths)[rank::world]
         prompts = [read_prompt(entry.text) for entry in entries]
     except ModalitiesError as error:
         raise SystemExit(f"error: {error}") from None
     count = config.sampling.num_samples
     targets = {entry.file_id: [out / f"{entry.file_id}_{k}.png" for k in range(count)] for entry in entries}
-    todo = [(e, p) for e, p in zip(entries, prompts) if not (args.skip_existing and all(t.exists() for t in targets[e.file_id]))]
+    log_path = out / ("records.jsonl" if world == 1 else f"records.rank{rank}.jsonl")
+    recorded = recorded_ids(log_path) if args.skip_existing else set()
+    todo = [(e, p) for e, p in zip(entries, prompts)
+            if not (e.file_id in recorded and all(t.exists() for t in targets[e.file_id]))]
     try:
         if not (args.overwrite or args.skip_existing):
+            check_writable(log_path, False)
             for paths in targets.values():
                 for path in paths:
                     check_writable(path, False)
@@ -106,22 +112,47 @@ def main(argv: list[str] | None = None) -> Path:
         with atomic_directory(args.export_controlnet, args.overwrite) as tmp:
             parts.controlnet.save_pretrained(tmp)
         log.info("saved the ControlNet to %s", args.export_controlnet)
+    if not todo:
+        log.info("nothing to sample: every sample's images and record exist in %s", out)
+        return out
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml", overwrite=True)
     pipeline = build_pipeline(parts)
     log.info("sampling %d image(s) for each of %d sample(s) into %s", count, len(todo), out)
-    records = []
-    for entry, prompt in tqdm(todo, desc="attentionhand", unit="sample"):
-        images, record = sample_images(parts, read_mesh_hint(entry.mesh), prompt, config.sampling, pipeline)
-        for path, image in zip(targets[entry.file_id], images):
-            atomic_write_bytes(path, encode_image(image, ".png"), overwrite=True)
-        records.append(json.dumps({"id": entry.file_id, "mesh": str(entry.mesh), "images": [p.name for p in targets[entry.file_id]],
-                                   **record}))
-    if records:
-        log_name = "records.jsonl" if world == 1 else f"records.rank{rank}.jsonl"
-        previous = (out / log_name).read_text() if (out / log_name).exists() and args.skip_existing else ""
-        atomic_write_bytes(out / log_name, (previous + "".join(r + "\n" for r in records)).encode(), overwrite=True)
+    # One record per sample, appended (and flushed to disk) as soon as its images are written: a killed run keeps
+    # every finished sample's record, and --skip_existing redoes only the samples without one.
+    if args.skip_existing:
+        drop_partial_line(log_path)
+    with open(log_path, "a" if args.skip_existing else "w") as records:
+        for entry, prompt in tqdm(todo, desc="attentionhand", unit="sample"):
+            images, record = sample_images(parts, read_mesh_hint(entry.mesh), prompt, config.sampling, pipeline)
+            for path, image in zip(targets[entry.file_id], images):
+                atomic_write_bytes(path, encode_image(image, ".png"), overwrite=True)
+            records.write(json.dumps({"id": entry.file_id, "mesh": str(entry.mesh),
+                                      "images": [p.name for p in targets[entry.file_id]], **record}) + "\n")
+            records.flush()
+            os.fsync(records.fileno())
     return out
+
+
+def drop_partial_line(path: Path) -> None:
+    """Cut a last line a kill left without its newline, so that appended records start on a line of their own."""
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            atomic_write_bytes(path, data[: data.rfind(b"\n") + 1], overwrite=True)
+
+
+def recorded_ids(path: Path) -> set[str]:
+    """The sample ids of a records.jsonl (a line cut short by a kill is ignored)."""
+    ids = set()
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                ids.add(json.loads(line)["id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return ids
 
 
 if __name__ == "__main__":

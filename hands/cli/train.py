@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from hands.cli.checkpoint_io import AtomicCheckpointIO, SaveConfigOnStart, resume_checkpoint
 from hands.cli.options import config_epilog, config_help
-from hands.config import ConfigError, load_config, read_yaml, save_config
+from hands.config import ConfigError, check_fields, load_config, read_yaml, save_config
 from hands.registry import MethodSpec, get_method, load_object, method_names
 
 log = logging.getLogger("train")
@@ -56,6 +56,10 @@ class TrainerConfig:
     """Machines taking part (DDP)."""
     precision: str = "32-true"
     """32-true, or 16-mixed / bf16-mixed on GPUs."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, at_least={"max_steps": 1, "val_every_steps": 1, "checkpoint_every_steps": 1,
+                                     "log_every_steps": 1, "num_nodes": 1})
 
 
 def run_config_schema(spec: MethodSpec) -> type:
@@ -90,6 +94,11 @@ def load_run_config(path: str, overrides: list[str]) -> tuple[MethodSpec, Any]:
     for required in ("seed", "batch_size", "num_workers"):
         if not hasattr(section, required):
             raise ConfigError(f"method {spec.name}: its train config {type(section).__name__} has no '{required}'")
+    try:
+        check_fields(section, at_least={"batch_size": 1, "num_workers": 0, **({"accumulate": 1} if hasattr(section, "accumulate")
+                                                                              else {})})
+    except ValueError as error:
+        raise ConfigError(f"{path}: {spec.name}.{error}") from None
     return spec, config
 
 

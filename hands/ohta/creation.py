@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hands.config import check_fields
 from hands.geometry.cameras import scale_intrinsics
 from hands.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hands.mano.layer import ManoLayer
@@ -91,6 +92,11 @@ class CreationConfig:
     """Per ray, the samples dropped from the baked views carry at most this fraction of its weight (|Δcolour| ≤ it)."""
     volume: VolumeConfig = field(default_factory=lambda: VolumeConfig(perturb=False))
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self, at_least={"views": 1, "inversion_steps": 0, "finetune_steps": 0, "edit_steps": 0, "patches": 1,
+                                     "inversion_lr": 0, "finetune_lr": 0, "inversion_scale": 1e-3, "patch_fraction": 1e-3},
+                     finite=("input_weight", "reference_weight", "tip_weight", "pose_offset"))
 
 
 @dataclass

@@ -18,6 +18,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from hands.config import check_fields
 from hands.io.atomic import atomic_path, check_writable
 from hands.io.frames import read_frames, source_kind
 from hands.io.images import write_image
@@ -51,6 +52,9 @@ class RunOptions:
     """Stop after this many frames (0: all; the webcam: 300)."""
     strict: bool = False
     """Stop at the first unreadable frame of a folder (default: skip it, list it in summary.json, go on)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, at_least={"cam_id": 0, "max_frames": 0})
 
 
 #: What a run writes into its folder (the only files `overwrite` replaces or, when this run does not write them, removes).

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hands.config import ConfigError, load_config, save_config
+from hands.config import ConfigError, check_fields, load_config, save_config
 from hands.data.interhand.format import (
     HAND_TYPES,
     JOINT_SLICE,
@@ -92,6 +92,10 @@ class SyntheticConfig:
     @property
     def num_frames(self) -> int:
         return math.ceil(self.num_images / self.cameras_per_capture)
+
+    def __post_init__(self) -> None:
+        check_fields(self, at_least={"num_images": 1, "image_width": 16, "image_height": 16, "cameras_per_capture": 1,
+                                     "frames_per_sequence": 1, "sequences_per_capture": 1, "jpeg_quality": 1})
 
     @property
     def frames_per_capture(self) -> int:
