@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -28,8 +29,15 @@ class ACRTrainingSet(Dataset):
         index_path = self.folder / "index.npz"
         if not index_path.is_file():
             raise FileNotFoundError(f"ACR training index not found: {index_path} (make it with `hands prepare acr`)")
-        with np.load(index_path) as data:
-            self.index = {key: data[key] for key in data.files}
+        try:
+            with np.load(index_path, allow_pickle=False) as data:
+                self.index = {key: data[key] for key in data.files}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+            raise ValueError(f"{index_path}: not an ACR training index ({str(error).splitlines()[0]})") from None
+        missing = sorted({"name", "present", "camera", "pose", "betas", "centre", "radius", "joints_2d", "joints_3d",
+                          "joint_valid"} - set(self.index))
+        if missing:
+            raise ValueError(f"{index_path}: not an ACR training index (no {', '.join(missing)})")
         self.rows = np.arange(len(self.index["name"])) if rows is None else np.asarray(rows)
         if input_size % 32:
             raise ValueError(f"input_size should be a multiple of 32, got {input_size}")

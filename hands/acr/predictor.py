@@ -3,6 +3,8 @@ image as `HandPrediction`s."""
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -74,14 +76,19 @@ def load_acr_model(path: str | Path) -> ACRNet:
         return model
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    config = ACRNetConfig(backbone_width=weights["backbone.transition1.0.0.weight"].shape[0],
-                          head_width=weights["right_head.params.0.0.weight"].shape[0],
-                          pose_width=weights["parts.pose_features.0.weight"].shape[0],
-                          shape_width=weights["parts.shape_features.0.weight"].shape[0])
-    model = ACRNet(config)
-    model.load_state_dict(weights)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        config = ACRNetConfig(backbone_width=weights["backbone.transition1.0.0.weight"].shape[0],
+                              head_width=weights["right_head.params.0.0.weight"].shape[0],
+                              pose_width=weights["parts.pose_features.0.weight"].shape[0],
+                              shape_width=weights["parts.shape_features.0.weight"].shape[0])
+        model = ACRNet(config)
+        model.load_state_dict(weights)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable ACR checkpoint of `hands train` ({str(error).splitlines()[0]})") from None
+    except (KeyError, TypeError, AttributeError, IndexError) as error:
+        raise CheckpointError(f"{path}: not an ACR checkpoint of `hands train` (no {error} in its state_dict)") from None
     return model
 
 

@@ -103,7 +103,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, CreateConfig
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. creation.finetune_steps=50 size=128")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
     if not args.input and not args.text:
         parser.error("give --input (an image with its mask and annotation) or --text (a prompt)")
     config = load_config(CreateConfig, args.config, args.overrides)

@@ -26,7 +26,7 @@ from hands.acr.predictor import load_acr_model
 from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset, mano_vector_split
 from hands.data.interhand.format import JOINT_SLICE
 from hands.eval.protocols import IntagHandEvaluator, InterNetEvaluator
-from hands.io.atomic import atomic_path
+from hands.io.atomic import atomic_path, check_writable
 from hands.mano.joints import convert_joints
 from hands.mano.model_file import SIDES
 from hands.utils.device import resolve_device
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.out:
+        check_writable(args.out, args.overwrite)  # before the evaluation, not after it
     device = resolve_device(args.device)
     try:
         model = load_acr_model(args.checkpoint).to(device).eval()

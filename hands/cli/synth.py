@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--num", type=int, default=None, help="number of images (same as num_images=N)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (same as seed=N)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of SyntheticConfig")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     overrides = list(args.overrides)
     overrides += [f"num_images={args.num}"] if args.num is not None else []

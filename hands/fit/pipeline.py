@@ -117,8 +117,12 @@ class FitPredictor:
             raise ValueError(f"chunk must be at least 1, got {config.chunk}")
         self.config = config
         detector = HandDetector(config.landmarker, mirrored=config.mirrored, video=config.tracking or config.temporal)
-        fit = FitConfig(device=str(resolve_device(config.device)), focal_ratio=config.focal_ratio)
-        self.fitter = HandFitter(detector, fit, config.mano_dir)
+        try:
+            fit = FitConfig(device=str(resolve_device(config.device)), focal_ratio=config.focal_ratio)
+            self.fitter = HandFitter(detector, fit, config.mano_dir)
+        except BaseException:
+            detector.close()  # a second MediaPipe traceback otherwise, when the detector is collected
+            raise
         self.faces = self.fitter.faces
         self.sequence_length = config.chunk if config.temporal else 1
         self.smoother = PredictionSmoother(self.fitter.layers, config.smooth_coeff) if config.temporal else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -35,21 +36,41 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
 
 
 @contextlib.contextmanager
+def _explained(path: Path) -> Iterator[None]:
+    """OS errors of writing `path` as one line that says what to do: a full disk, a folder that is read-only or is
+    a file."""
+    try:
+        yield
+    except OSError as error:
+        if isinstance(error, OutputExistsError):
+            raise
+        if error.errno == errno.ENOSPC:
+            raise OSError(f"no space left on the device of {path.parent} (writing {path.name}); nothing was replaced") from None
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise PermissionError(f"cannot write {path}: {path.parent} is not writable") from None
+        if error.errno in (errno.ENOTDIR, errno.EEXIST) and not path.parent.is_dir():
+            raise NotADirectoryError(f"cannot write {path}: {path.parent} is a file, not a folder") from None
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it.
 
     The temporary name keeps the suffix so writers that dispatch on it (cv2.imwrite, np.savez) still work.
     """
     path = check_writable(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    with _explained(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        if tmp.is_file():
-            apply_umask(tmp)
-        os.replace(tmp, path)
+        with _explained(path):
+            yield tmp
+            if tmp.is_file():
+                apply_umask(tmp)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

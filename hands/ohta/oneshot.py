@@ -73,7 +73,16 @@ def _field(container: dict, key: str, shape: tuple, where: str) -> np.ndarray:
     value = np.asarray(container[key], dtype=np.float64)
     if value.shape != shape and value.size != int(np.prod(shape)):
         raise OneShotFormatError(f"{where}: field '{key}' should have shape {shape}, got {value.shape}")
+    if not np.isfinite(value).all():
+        raise OneShotFormatError(f"{where}: field '{key}' holds NaN or infinite values")
     return value.reshape(shape)
+
+
+def _intrinsics(K: np.ndarray, path: Path) -> np.ndarray:
+    if not (K[0, 0] > 0 and K[1, 1] > 0 and K[2, 2] == 1):
+        raise OneShotFormatError(f"{path} cameras: field 'intrinsics' needs positive focal lengths and K[2, 2] = 1, "
+                                 f"got {K.tolist()}")
+    return K
 
 
 def read_oneshot_annotation(path: str | Path) -> OneShotAnnotation:
@@ -92,7 +101,7 @@ def read_oneshot_annotation(path: str | Path) -> OneShotAnnotation:
         ("poses", (48,)), ("shape", (10,)), ("Th", (3,)), ("joints", (21, 3)), ("tpose_joints", (21, 3)),
         ("joint_img", (21, 2)), ("joint_cam", (21, 3)), ("joint_valid", (21, 1)))}
     return OneShotAnnotation(
-        intrinsics=_field(cameras, "intrinsics", (3, 3), f"{path} cameras"), **info,
+        intrinsics=_intrinsics(_field(cameras, "intrinsics", (3, 3), f"{path} cameras"), path), **info,
         bbox_min=_field(bbox, "min_xyz", (3,), f"{where}.bbox"), bbox_max=_field(bbox, "max_xyz", (3,), f"{where}.bbox"),
         bbox2d=np.asarray(bbox2d, dtype=np.float64).reshape(4),
         Rh=_field(infos, "Rh", (3,), where) if "Rh" in infos else np.zeros(3),

@@ -69,6 +69,8 @@ class Renderer:
 
     def __init__(self, image_size: tuple[int, int] | int, config: RenderConfig | None = None) -> None:
         self.image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise ValueError(f"Renderer: image_size must be a positive int or (H, W), got {image_size!r}")
         self.config = config or RenderConfig()
         if self.config.backend not in BACKENDS:
             raise ValueError(f"render.backend: unknown backend {self.config.backend!r}; choose one of {BACKENDS}")
