@@ -403,3 +403,32 @@ def test_an_acr_index_with_object_arrays_is_refused(tmp_path):
     np.savez(tmp_path / "index.npz", name=np.array([{"evil": 1}], dtype=object))
     with pytest.raises(ValueError, match="index.npz: not an ACR training index"):
         ACRTrainingSet(tmp_path)
+
+
+# --- exports shared by several processes ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, manifest", [("acr", "index.npz"), ("attentionhand", "modalities.json"),
+                                              ("ohta", "captures.json")])
+def test_sharded_exports_merge_into_what_one_process_writes(synthetic_root, tmp_path, method, manifest):
+    from hands.cli.prepare_interhand import main as prepare
+
+    common = [method, "--root", str(synthetic_root), "--size", "64"]
+    prepare([*common, "--out", str(tmp_path / "one")])
+    prepare([*common, "--out", str(tmp_path / "two"), "--shard", "1/2"])
+    assert not (tmp_path / "two" / manifest).exists()  # shard 0 is still to come
+    prepare([*common, "--out", str(tmp_path / "two"), "--shard", "0/2"])
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert sorted(p.name for p in two.iterdir() if p.is_file()) == [manifest]
+    if manifest.endswith(".npz"):
+        with np.load(one / manifest) as a, np.load(two / manifest) as b:
+            order = np.argsort(a["name"], kind="stable")
+            assert set(a.files) == set(b.files)
+            for key in a.files:
+                np.testing.assert_array_equal(a[key][order], b[key], err_msg=key)
+    elif manifest == "modalities.json":
+        lines = (one / manifest).read_text().replace('"one/', '"two/').splitlines()  # paths name their folder
+        assert sorted(lines) == (two / manifest).read_text().splitlines()
+    else:
+        assert json.loads((one / manifest).read_text()) == json.loads((two / manifest).read_text())
+    files = lambda root: sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.parent != root)  # noqa: E731
+    assert files(one) == files(two)

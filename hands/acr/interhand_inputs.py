@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from hands.acr.targets import centre_radius, fit_weak_perspective, separate_centres, to_normalised
-from hands.data.hand_samples import samples_with_hands
+from hands.data.hand_samples import ONE_SHARD, Shard, samples_with_hands
 from hands.data.interhand.dataset import InterHandDataset
 from hands.data.interhand.format import JOINT_SLICE
 from hands.geometry.cameras import scale_intrinsics
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 ACR_PART_SIZE = 256
 
 
-def export_acr(dataset: InterHandDataset, output: str | Path, limit: int | None = None, overwrite: bool = False) -> Path:
+def export_acr(dataset: InterHandDataset, output: str | Path, limit: int | None = None, overwrite: bool = False,
+               shard: Shard = ONE_SHARD) -> Path:
     """ACR training index: square input images, 33-class part-label maps (256 x 256 PNG) and `index.npz` with per
     sample and side: presence, weak-perspective camera (s, tx, ty), MANO pose (48, flat, camera-frame global
     orient), betas, normalised centres and heatmap radii, plus 42 normalised 2D joints, camera-frame 3D joints
@@ -33,12 +34,13 @@ def export_acr(dataset: InterHandDataset, output: str | Path, limit: int | None 
     output = Path(output)
     index_path = output / "index.npz"
     check_writable(index_path, overwrite)
+    check_writable(shard.part(index_path), overwrite)
     size = dataset.config.image_size
     scale = ACR_PART_SIZE / size
     renderer = Renderer(ACR_PART_SIZE)
     rows: dict[str, list] = {key: [] for key in ("name", "present", "camera", "pose", "betas", "centre", "radius",
                                                   "joints_2d", "joints_3d", "joint_valid")}
-    for sample, hands, name in samples_with_hands(dataset, limit, "acr index"):
+    for sample, hands, name in samples_with_hands(dataset, limit, "acr index", shard):
         K = scale_intrinsics(sample["K"].double(), scale)
         meshes = join_meshes([hand_meshes(out.vertices.float(), dataset.layers[side]) for side, (_, out) in hands.items()])
         labels = renderer.render(meshes, PerspectiveCamera(K.float()), ["part_labels"]).part_labels[0]
@@ -68,9 +70,23 @@ def export_acr(dataset: InterHandDataset, output: str | Path, limit: int | None 
                            ("centre", centre), ("radius", radius), ("joints_2d", joints_2d), ("joints_3d", joints_3d),
                            ("joint_valid", valid)):
             rows[key].append(value)
-    arrays = {key: np.asarray(values) for key, values in rows.items()}
-    with atomic_path(index_path, overwrite) as tmp:
-        with open(tmp, "wb") as stream:
-            np.savez(stream, **arrays)
-    log.info("wrote an ACR index of %d samples to %s", len(rows["name"]), output)
-    return index_path
+    write_index(shard.part(index_path), {key: np.asarray(values) for key, values in rows.items()}, overwrite)
+    log.info("wrote an ACR index of %d samples to %s", len(rows["name"]), shard.part(index_path))
+    return shard.finish(index_path, lambda parts, final: merge_indexes(parts, final, overwrite), overwrite)
+
+
+def write_index(path: Path, arrays: dict[str, np.ndarray], overwrite: bool = False) -> Path:
+    with atomic_path(path, overwrite) as tmp, open(tmp, "wb") as stream:
+        np.savez(stream, **arrays)
+    return path
+
+
+def merge_indexes(parts: list[Path], final: Path, overwrite: bool = False) -> Path:
+    """One index.npz from the shards' parts, rows ordered by sample name."""
+    loaded = []
+    for part in parts:
+        with np.load(part, allow_pickle=False) as data:
+            loaded.append({key: data[key] for key in data.files})
+    arrays = {key: np.concatenate([part[key] for part in loaded if len(part["name"])]) for key in loaded[0]}
+    order = np.argsort(arrays["name"], kind="stable")
+    return write_index(final, {key: value[order] for key, value in arrays.items()}, overwrite)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from hands.attentionhand.prompts import describe_pose, hand_prompt
-from hands.data.hand_samples import samples_with_hands
+from hands.data.hand_samples import ONE_SHARD, Shard, samples_with_hands
 from hands.data.interhand.dataset import InterHandDataset
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
 from hands.io.images import write_image
@@ -22,15 +22,17 @@ log = logging.getLogger(__name__)
 
 
 def export_attentionhand(dataset: InterHandDataset, output: str | Path, limit: int | None = None,
-                         overwrite: bool = False) -> Path:
-    """Write rgb/, mesh/, text/ and modalities.json for up to `limit` samples of `dataset` into `output`."""
+                         overwrite: bool = False, shard: Shard = ONE_SHARD) -> Path:
+    """Write rgb/, mesh/, text/ and modalities.json for up to `limit` samples of `dataset` into `output` (this
+    shard's share; the last shard merges the manifest)."""
     output = Path(output)
     manifest = output / "modalities.json"
     check_writable(manifest, overwrite)
+    check_writable(shard.part(manifest), overwrite)
     size = dataset.config.image_size
     renderer = Renderer(size)
     lines = []
-    for sample, hands, name in samples_with_hands(dataset, limit, "attentionhand modalities"):
+    for sample, hands, name in samples_with_hands(dataset, limit, "attentionhand modalities", shard):
         meshes = join_meshes([Meshes(out.vertices.float(), dataset.layers[side].faces) for side, (_, out) in hands.items()])
         rendered = renderer.render(meshes, PerspectiveCamera(sample["K"]), ["mesh_image", "mask"])
         if not rendered.mask.any():
@@ -39,7 +41,14 @@ def export_attentionhand(dataset: InterHandDataset, output: str | Path, limit: i
                                      out.joints[0].double().cpu().numpy()) for side, (params, out) in hands.items()}
         lines.append(write_modality_sample(output, name, to_uint8_image(sample["image"]), to_uint8_image(rendered.mesh_image[0]),
                                            rendered.mask[0].cpu().numpy(), hand_prompt(poses), overwrite))
-    return write_modalities_manifest(manifest, lines, overwrite)
+    write_modalities_manifest(shard.part(manifest), lines, overwrite)
+    return shard.finish(manifest, lambda parts, final: merge_modalities(parts, final, overwrite), overwrite)
+
+
+def merge_modalities(parts: list[Path], final: Path, overwrite: bool = False) -> Path:
+    """One modalities.json from the shards' parts, ordered by sample name (as one process writes it)."""
+    lines = [line for part in parts for line in part.read_text().splitlines() if line.strip()]
+    return write_modalities_manifest(final, sorted(lines, key=lambda line: Path(json.loads(line)["text"]).stem), overwrite)
 
 
 def write_modality_sample(output: Path, name: str, rgb: np.ndarray, mesh_image: np.ndarray, mask: np.ndarray, prompt: str,

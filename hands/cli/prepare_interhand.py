@@ -18,6 +18,7 @@ import logging
 
 from hands.acr.interhand_inputs import export_acr
 from hands.attentionhand.interhand_inputs import export_attentionhand
+from hands.data.hand_samples import Shard
 from hands.data.interhand.dataset import InterHandDataConfig, InterHandDataset
 from hands.data.interhand.index import InterHandFormatError
 from hands.io.atomic import OutputExistsError
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--path_contains", help="only images whose path contains this (e.g. Capture0/ROM03_RT_No_Occlusion)")
     parser.add_argument("--every", type=int, default=1, help="every n-th selected annotation (OHTA's evaluation: 200)")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--shard", default=None, help="RANK/COUNT: this process's share (default: $RANK/$WORLD_SIZE, "
+                                                      "else all); the last shard to finish merges the manifest")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     defaults = DEFAULTS[args.method]
@@ -51,8 +54,8 @@ def main(argv: list[str] | None = None):
     try:
         dataset = InterHandDataset(config)
         exporter = {"attentionhand": export_attentionhand, "ohta": export_ohta, "acr": export_acr}[args.method]
-        return exporter(dataset, args.out, args.limit, args.overwrite)
-    except (InterHandFormatError, OutputExistsError) as error:
+        return exporter(dataset, args.out, args.limit, args.overwrite, Shard.parse(args.shard))
+    except (InterHandFormatError, OutputExistsError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
 
 

@@ -36,6 +36,21 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
 
 
 @contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive lock (fcntl; released when the process dies) on the file `path`, created when missing."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def _explained(path: Path) -> Iterator[None]:
     """OS errors of writing `path` as one line that says what to do: a full disk, a folder that is read-only or is
     a file."""

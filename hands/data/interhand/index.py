@@ -8,14 +8,12 @@ is rebuilt when they change.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hands.data.interhand.format import ANNOTATION_KINDS, HAND_TYPES, NUM_JOINTS, InterHandCamera, annotation_path
-from hands.io.atomic import apply_umask, atomic_path
+from hands.io.atomic import apply_umask, atomic_path, file_lock
 from hands.io.home import cache_dir as home_cache
 
 log = logging.getLogger(__name__)
@@ -232,16 +230,9 @@ def index_is_complete(folder: Path, sources: dict[str, Path]) -> bool:
     return all((folder / name).is_file() and (folder / name).stat().st_size == size for name, size in meta["files"].items())
 
 
-@contextmanager
 def index_lock(folder: Path):
-    """An exclusive lock (fcntl, released when the process dies) on `<folder>.lock`: one build at a time."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name(folder.name + ".lock"), "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive lock on `<folder>.lock`: one build at a time."""
+    return file_lock(folder.with_name(folder.name + ".lock"))
 
 
 @dataclass
