@@ -432,3 +432,16 @@ def test_sharded_exports_merge_into_what_one_process_writes(synthetic_root, tmp_
         assert json.loads((one / manifest).read_text()) == json.loads((two / manifest).read_text())
     files = lambda root: sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.parent != root)  # noqa: E731
     assert files(one) == files(two)
+
+
+def test_a_pickled_weight_file_in_a_diffusers_folder_is_named(tiny_sd, tmp_path):
+    from hands.attentionhand.components import load_parts
+
+    _, folder, _ = tiny_sd
+    copy = tmp_path / "sd"
+    shutil.copytree(folder, copy)
+    for weights in (copy / "vae").glob("*.safetensors"):
+        weights.unlink()
+    (copy / "vae" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04\x95 not a real pickle")
+    with pytest.raises(ValueError, match=r"vae: not a loadable AutoencoderKL"):
+        load_parts(copy)

@@ -11,6 +11,7 @@ benchmarks.
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,19 +132,28 @@ def _require(folder: Path, name: str) -> Path:
     return folder / name
 
 
+def _pretrained(cls, path: Path, **read):
+    """`cls.from_pretrained(path)`, its failures (a pickled or damaged weight file, a bad config) as one ValueError
+    naming the folder."""
+    try:
+        return cls.from_pretrained(path, **read)
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a loadable {cls.__name__} ({str(error).splitlines()[0][:300]})") from None
+
+
 def load_diffusers_folder(folder: str | Path, controlnet: str | Path | None = None) -> StableDiffusionParts:
     """SD parts from a local diffusers folder. The ControlNet comes from `controlnet` (a folder written by
     `save_pretrained`), else `<folder>/controlnet`, else it is initialised from the UNet (ControlNet's recipe)."""
     folder = Path(folder)
     read = dict(local_files_only=True)
-    unet = UNet2DConditionModel.from_pretrained(_require(folder, "unet"), **read)
-    vae = AutoencoderKL.from_pretrained(_require(folder, "vae"), **read)
-    text_encoder = CLIPTextModel.from_pretrained(_require(folder, "text_encoder"), **read)
+    unet = _pretrained(UNet2DConditionModel, _require(folder, "unet"), **read)
+    vae = _pretrained(AutoencoderKL, _require(folder, "vae"), **read)
+    text_encoder = _pretrained(CLIPTextModel, _require(folder, "text_encoder"), **read)
     control_folder = Path(controlnet) if controlnet else folder / "controlnet"
     if controlnet and not control_folder.is_dir():
         raise FileNotFoundError(f"ControlNet folder not found: {control_folder} (write one with save_pretrained)")
     if control_folder.is_dir():
-        control = ControlNetModel.from_pretrained(control_folder, **read)
+        control = _pretrained(ControlNetModel, control_folder, **read)
     else:
         log.info("no controlnet/ in %s: initialising the ControlNet from the UNet", folder)
         control = ControlNetModel.from_unet(unet)
@@ -165,7 +175,7 @@ def load_parts(source: str | Path, controlnet: str | Path | None = None, archite
         raise FileNotFoundError(f"ControlNet folder not found: {controlnet} (write one with save_pretrained)")
     parts = load_ldm_checkpoint(source, architecture)
     if controlnet:
-        parts.controlnet = ControlNetModel.from_pretrained(controlnet, local_files_only=True)
+        parts.controlnet = _pretrained(ControlNetModel, Path(controlnet), local_files_only=True)
     return parts
 
 
