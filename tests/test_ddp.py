@@ -3,8 +3,10 @@ user starts it: only rank 0 writes, every rank trains, checkpoints resume, and m
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,25 @@ def test_acr_trains_resumes_and_reduces_its_metric_over_ranks(acr_data, tmp_path
     with torch.no_grad():
         total, hands = root_relative_mpjpe(module, batch)
     assert logged == pytest.approx(total / hands, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_killed_ddp_run_resumes(acr_data, tmp_path):
+    output = tmp_path / "killed"
+    command = [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs/acr/synthetic.yaml"),
+               f"trainer.output={output}", *DDP, f"acr.data={acr_data}", *ACR, "trainer.max_steps=500"]
+    run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                           env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"})
+    last = output / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (last.is_file() and global_step(output) >= 2):
+        time.sleep(0.5)
+    os.killpg(run.pid, signal.SIGKILL)  # every rank, mid-run (and maybe mid-save)
+    run.wait(timeout=60)
+    reached = global_step(output)
+    assert 2 <= reached < 500
+    train("configs/acr/synthetic.yaml", output, f"acr.data={acr_data}", *ACR, f"trainer.max_steps={reached + 2}", "--resume")
+    assert global_step(output) == reached + 2
 
 
 @pytest.mark.slow

@@ -445,3 +445,16 @@ def test_a_pickled_weight_file_in_a_diffusers_folder_is_named(tiny_sd, tmp_path)
     (copy / "vae" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04\x95 not a real pickle")
     with pytest.raises(ValueError, match=r"vae: not a loadable AutoencoderKL"):
         load_parts(copy)
+
+
+def test_mano_inputs_of_the_wrong_kind_are_named():
+    from hands.mano import build_mano
+
+    layer = build_mano("right", pose_convention="flat")
+    with pytest.raises(ValueError, match="'global_orient' should be an array, got the scalar"):
+        layer(global_orient=torch.tensor(0.5))
+    with pytest.raises(ValueError, match="'hand_pose' should be an array of numbers, got the string"):
+        layer(hand_pose="fist")
+    with pytest.raises(ValueError, match=r"'betas' should have shape \(1, <= 10\)"):
+        layer(betas=torch.zeros(1, 11))
+    torch.testing.assert_close(layer(hand_pose=np.zeros(45), offsets=np.zeros((1, 778, 3))).vertices, layer().vertices)

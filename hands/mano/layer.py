@@ -156,6 +156,21 @@ class ManoLayer(nn.Module):
         return (f"side={self.side}, vertices={self.num_vertices}, pose_convention={self.pose_convention}, "
                 f"use_pca={self.use_pca}, num_pca_comps={self.num_pca_comps}, builtin={self.is_builtin}")
 
+    def _numbers(self, name: str, value) -> Tensor | None:
+        """An input as a float tensor of the layer's dtype and device (arrays and lists accepted); strings, scalars
+        and non-numbers are a ValueError naming the input."""
+        if value is None:
+            return None
+        if isinstance(value, (str, bytes)):
+            raise ValueError(f"MANO input '{name}' should be an array of numbers, got the string {value!r}")
+        try:
+            tensor = torch.as_tensor(value, dtype=self.v_template.dtype, device=self.v_template.device)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(f"MANO input '{name}' should be an array of numbers ({error})") from None
+        if tensor.dim() == 0:
+            raise ValueError(f"MANO input '{name}' should be an array, got the scalar {float(tensor)}")
+        return tensor
+
     def _as_batch(self, name: str, value: Tensor | None, width: int, batch: int | None) -> Tensor | None:
         if value is None:
             return None
@@ -197,8 +212,11 @@ class ManoLayer(nn.Module):
         offsets (B,V,3) meters added to the rest-pose template (the rest joints follow through the regressor).
         `joints_only` skins just the five fingertip vertices (`vertices` is then (B,5,3)): the same joints at a
         fraction of the cost, for fitting."""
+        global_orient, hand_pose, betas, transl, offsets = (
+            self._numbers(name, value) for name, value in (("global_orient", global_orient), ("hand_pose", hand_pose),
+                                                           ("betas", betas), ("transl", transl), ("offsets", offsets)))
         given = [v for v in (global_orient, hand_pose, betas, transl) if v is not None]
-        first = torch.as_tensor(given[0]) if given else None
+        first = given[0] if given else None
         batch = 1 if first is None or first.dim() == 1 else first.shape[0]
         dtype, device = self.v_template.dtype, self.v_template.device
         global_orient = self._as_batch("global_orient", global_orient, 3, batch)
