@@ -353,13 +353,20 @@ def test_a_full_disk_and_a_file_in_the_way_are_one_line(tmp_path, monkeypatch):
 
 
 def test_a_damaged_acr_checkpoint_is_named(tmp_path):
+    import pickle
+
     from hands.acr.checkpoint import CheckpointError
     from hands.acr.predictor import load_acr_model
 
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="garbage.ckpt: not a readable ACR checkpoint"):
+    with pytest.raises(CheckpointError, match="garbage.ckpt: not a readable ACR checkpoint") as error:
         load_acr_model(garbage)
+    assert "\n" not in str(error.value) and "weights_only` set to `False" not in str(error.value)
+    evil = tmp_path / "wild.pkl"
+    evil.write_bytes(pickle.dumps(Exception("a pickle that carries an object")))
+    with pytest.raises(CheckpointError, match="wild.pkl: not a checkpoint of plain tensors"):
+        load_acr_model(evil)  # the official format's path (also acr.init_checkpoint)
     wrong = tmp_path / "wrong.ckpt"
     torch.save({"state_dict": {"model.something": torch.zeros(1)}}, wrong)
     with pytest.raises(CheckpointError, match="wrong.ckpt: not an ACR checkpoint"):

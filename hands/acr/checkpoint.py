@@ -20,6 +20,7 @@ Dropped: `segmentation_layers.*` (built but never used in the release's forward 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -79,6 +80,14 @@ def ours_to_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def read_failure(error: BaseException) -> str:
+    """Why `torch.load(..., weights_only=True)` failed, in one line (torch's own message suggests turning the
+    safety off, which this project never does)."""
+    if isinstance(error, pickle.UnpicklingError):
+        return "not a checkpoint of plain tensors (corrupt, or a pickle carrying code, which is never run)"
+    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
 def load_official_checkpoint(model: nn.Module, path: str | Path = DEFAULT_CHECKPOINT) -> None:
     """Load ACR's released weights (`wild.pkl`) into an `ACRNet`, strictly: every weight must find its place."""
     path = Path(path)
@@ -88,7 +97,7 @@ def load_official_checkpoint(model: nn.Module, path: str | Path = DEFAULT_CHECKP
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt file, or a pickle needing more than tensors
-        raise CheckpointError(f"could not read ACR checkpoint {path}: {error}") from None
+        raise CheckpointError(f"could not read ACR checkpoint {path}: {read_failure(error)}") from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from hands.acr.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_official_checkpoint
+from hands.acr.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_official_checkpoint, read_failure
 from hands.acr.model import ACRNet, ACRNetConfig
 from hands.acr.postprocess import CENTRE, HandDetection, PostprocessConfig, decode, detect, input_intrinsics, input_pixels, place_hand
 from hands.geometry.pnp import solve_translation, solve_translation_pnp
@@ -86,7 +86,7 @@ def load_acr_model(path: str | Path) -> ACRNet:
         model = ACRNet(config)
         model.load_state_dict(weights)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable ACR checkpoint of `hands train` ({str(error).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: not a readable ACR checkpoint of `hands train` ({read_failure(error)})") from None
     except (KeyError, TypeError, AttributeError, IndexError) as error:
         raise CheckpointError(f"{path}: not an ACR checkpoint of `hands train` (no {error} in its state_dict)") from None
     return model
