@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from hands.config import check_fields
-from hands.io.atomic import atomic_path, check_writable
+from hands.io.atomic import atomic_path
 from hands.io.frames import read_frames, source_kind
 from hands.io.images import write_image
 from hands.io.mesh import save_obj
@@ -130,9 +130,7 @@ def run_frames(predictor: HandPredictor, options: RunOptions, config: dict[str, 
     whole configuration of the run) is saved as config.yaml. Predictors with `predict_sequence` get
     `sequence_length` consecutive frames at a time (folders and videos only)."""
     out = Path(options.out)
-    check_output_folder(out, options.inputs, options.overwrite)
-    for name in RECORDS:
-        check_writable(out / name, options.overwrite)
+    check_output_folder(out, options.inputs, options.overwrite)  # also refuses an earlier summary.json / config.yaml
     mode = source_kind(options.inputs)
     length = getattr(predictor, "sequence_length", 1) if mode in ("folder", "video") else 1
     sequence = getattr(predictor, "predict_sequence", None) if length > 1 else None
