@@ -1,6 +1,7 @@
-"""ACR speed on this machine: the network alone and end to end, beside a ResNet-50 forward in the same run.
+"""ACR speed on this machine: the network alone and end to end, beside a ResNet-50 forward in the same run, then
+the CPU runtimes (`hands.acr.runtime`) against eager in the same run.
 
-    python bench/acr.py [--repeats 5] [--threads N] [--device cpu|cuda]
+    python bench/acr.py [--repeats 5] [--threads N] [--device cpu|cuda] [--runtimes eager,channels_last,compile,onnx]
 
 End to end = read a JPEG -> letterbox -> network -> decode (MANO) -> render the overlay -> write a JPEG, with a
 random-weight full-size ACRNet (the speed does not depend on the weights). Printed as frames per second and as
@@ -32,6 +33,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runtimes", default="eager,channels_last,compile,onnx",
+                        help="comma-separated runtimes to compare (compile takes minutes to build)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -61,7 +64,34 @@ def main() -> None:
 
             full = median_seconds(end_to_end, args.repeats, warmup=1)
             print(f"{size:6d} {1 / ours:12.2f} {1 / reference:14.2f} {reference / ours:6.2f} {1 / full:15.2f}")
+    if device.type == "cpu":
+        compare_runtimes(model, args.runtimes.split(","), args.repeats)
 
+
+def compare_runtimes(model: ACRNet, names: list[str], repeats: int) -> None:
+    """Network fps of each runtime at 256 and 512 px, its largest output difference to eager (relative to the
+    largest eager output) and its speed-up; ends with the fastest exact runtime at 256 px."""
+    from hands.acr.runtime import FlatOutputs, build_runtime
+
+    flat = FlatOutputs(model)
+    print(f"\n{'runtime':>14s} {'input':>6s} {'fps':>7s} {'speed-up':>8s} {'max rel diff':>12s}")
+    exact = []
+    with torch.no_grad(), tempfile.TemporaryDirectory() as folder:
+        for size in (256, 512):
+            x = torch.rand(1, 3, size, size)
+            reference = flat(x)
+            scale = max(float(t.abs().max()) for t in reference)
+            eager = median_seconds(lambda: model(x), repeats, warmup=1)
+            for name in names:
+                runtime = build_runtime(model, name, size, "cpu", folder)
+                outputs = FlatOutputs(lambda images: runtime(images))(x)  # noqa: B023 - used at once
+                diff = max(float((a - b).abs().max()) for a, b in zip(outputs, reference)) / scale
+                seconds = median_seconds(lambda: runtime(x), repeats, warmup=1)  # noqa: B023
+                print(f"{name:>14s} {size:6d} {1 / seconds:7.2f} {eager / seconds:7.2f}x {diff:12.1e}")
+                if diff <= 1e-4 and size == 256:
+                    exact.append((eager / seconds, name, 1 / seconds, 1 / eager))
+    ratio, name, fps, eager_fps = max(exact)
+    print(f"\nacr: {name} {fps:.2f} fps vs eager {eager_fps:.2f} fps at 256 px ({ratio:.2f}x)")
 
 if __name__ == "__main__":
     main()

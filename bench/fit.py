@@ -1,4 +1,5 @@
-"""Speed of the in-the-wild front end on the CPU: MediaPipe detection and MANO fitting, for one and two hands.
+"""Speed of the full optimisation (`--solver full`, 115 Adam steps) of the in-the-wild front end on the CPU, for
+one and two hands; the fast default (lifting + Levenberg-Marquardt + tracking) is in bench/realtime.py.
 
     python bench/fit.py [--repeats 5] [--threads N]
 
@@ -33,8 +34,8 @@ def main() -> None:
 
     one = cv2.cvtColor(cv2.imread(str(FIXTURE)), cv2.COLOR_BGR2RGB)
     two = np.ascontiguousarray(np.concatenate([one, one[:, ::-1]], axis=1))
-    fitter = HandFitter(HandDetector())
-    reference = HandFitter(fitter.detector, FitConfig(joints_only=False))
+    fitter = HandFitter(HandDetector(), FitConfig(solver="full"))
+    reference = HandFitter(fitter.detector, FitConfig(solver="full", joints_only=False))
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} runs; "
           f"fitting: {fitter.config.rigid_steps}+{fitter.config.steps} Adam steps")
     print(f"{'image':18s} {'hands':>5s} {'detect ms':>10s} {'fit ms':>8s} {'total ms':>9s} {'fps':>6s} "

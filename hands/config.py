@@ -20,14 +20,18 @@ class ConfigError(ValueError):
 
 
 def check_fields(config, *, at_least: dict[str, float] | None = None, finite: tuple[str, ...] = (),
-                 multiple_of: dict[str, int] | None = None) -> None:
+                 multiple_of: dict[str, int] | None = None, at_most: dict[str, float] | None = None) -> None:
     """Range checks of a config dataclass's fields, for its `__post_init__` (so that every CLI and loader that
-    builds the config gets them): `at_least` {field: minimum}, `finite` fields (not NaN or infinite),
-    `multiple_of` {field: n}. ValueError names the field and the value."""
+    builds the config gets them): `at_least` {field: minimum}, `at_most` {field: maximum}, `finite` fields (not
+    NaN or infinite), `multiple_of` {field: n}. ValueError names the field and the value."""
     for name, minimum in (at_least or {}).items():
         value = getattr(config, name)
         if not (math.isfinite(value) and value >= minimum):
             raise ValueError(f"{name}: must be at least {minimum}, got {value!r}")
+    for name, maximum in (at_most or {}).items():
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value <= maximum):
+            raise ValueError(f"{name}: must be at most {maximum}, got {value!r}")
     for name in finite:
         if not math.isfinite(getattr(config, name)):
             raise ValueError(f"{name}: must be a finite number, got {getattr(config, name)!r}")

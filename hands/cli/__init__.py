@@ -21,7 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "avatar": ("", "OHTA avatars: create | edit | animate | export | interpolate | sample | evaluate"),
     "train": ("hands.cli.train", "train a registered method (acr, attentionhand, ohta) from a YAML config"),
     "prepare": ("", "training inputs: acr | ohta | attentionhand | ohta_input | modalities | landmarker"),
-    "eval": ("", "evaluation: acr (InterNet / IntagHand protocols) | fit (labelled photos)"),
+    "eval": ("", "evaluation: acr (InterNet / IntagHand protocols) | fit (labelled photos) | detection (recall set)"),
     "synth": ("hands.cli.synth", "a synthetic hand dataset in the InterHand2.6M format"),
 }
 
@@ -43,10 +43,12 @@ SUB_VERBS: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
         "ohta_input": ("hands.cli.prepare_ohta_input", "photo -> OHTA's one-shot input (fitted MANO hand, mask)", ()),
         "modalities": ("hands.cli.prepare_modalities", "photo -> AttentionHand's modalities (mesh image, prompt)", ()),
         "landmarker": ("hands.cli.setup_landmarker", "build MediaPipe's HandLandmarker bundle (make setup does)", ()),
+        "lifter": ("hands.cli.prepare_lifter", "train the fit front end's keypoint lifter for a hand model (once)", ()),
     },
     "eval": {
         "acr": ("hands.cli.eval_acr", "ACR on an InterHand-format split: MPJPE, MPVPE, MRRPE, phantom hands", ()),
         "fit": ("hands.cli.eval_fit", "the fit front end against labelled photos: PCK and pixel errors", ()),
+        "detection": ("hands.cli.eval_detection", "hand detection: recall, PCK and false hands per kind of image", ()),
     },
 }
 
@@ -108,6 +110,13 @@ def main(argv: list[str] | None = None) -> object:
         return function(rest)
     except USER_ERRORS as error:
         raise SystemExit(f"hands {name}: {error}") from None
+
+
+def console() -> int:
+    """The `hands` console script: `main` with exit status 0 on success (a verb's return value is for callers
+    in Python; `sys.exit` would print it and exit 1)."""
+    main()
+    return 0
 
 
 def run_script(verb: str) -> None:

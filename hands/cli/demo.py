@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--landmarker", default=None, help="fit: HandLandmarker .task (default checkpoints/mediapipe/)")
     parser.add_argument("--mirrored", action="store_true", help="fit: the frames were flipped left-right (selfie previews)")
     parser.add_argument("--chunk", type=int, default=16, help="fit -t: frames fitted together")
+    parser.add_argument("--solver", default="auto", choices=["auto", "fast", "full"],
+                        help="fit: learned lifting + tracking + Levenberg-Marquardt (fast), 115 Adam steps (full), "
+                             "or fast for videos and the webcam and full for photos (auto)")
     parser.add_argument("--focal_ratio", type=float, default=2.0, help="fit: focal length / max(H, W) of the unknown camera")
     args = parser.parse_args(argv)
     if args.size < 16:
@@ -149,7 +152,7 @@ def run_fit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
 
     config = FitPredictorConfig(landmarker=args.landmarker, mirrored=args.mirrored, temporal=args.temporal_optimization,
                                 chunk=args.chunk, focal_ratio=args.focal_ratio, smooth_coeff=args.smooth_coeff,
-                                device=args.device, mano_dir=args.mano_dir)
+                                device=args.device, mano_dir=args.mano_dir, solver=args.solver)
     return run(run_options(args), config)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hands.eval.metrics import pck_2d
-from hands.fit.landmarker import HandDetector
+from hands.fit.cascade import CascadeDetector
 from hands.fit.mano_fit import FitConfig
 from hands.fit.pipeline import HandFitter
 from hands.io.atomic import atomic_write_bytes
@@ -49,13 +49,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--joint_order", default="canonical", choices=["canonical", "interhand"])
     parser.add_argument("--annotation_camera", action="store_true", help="fit with the annotation's intrinsics")
     parser.add_argument("--landmarker", default=None)
+    parser.add_argument("--solver", default="full", choices=["fast", "full"],
+                        help="full: 115 Adam steps (the default); fast: learned lifting + Levenberg-Marquardt")
     parser.add_argument("--out", default=None, help="also write the report as JSON")
     args = parser.parse_args(argv)
     root = Path(args.root)
     images = image_files(root / "img") if (root / "img").is_dir() else []
     if not images:
         parser.exit(2, f"error: no images in {root / 'img'}\n")
-    fitter = HandFitter(HandDetector(args.landmarker), FitConfig())
+    fitter = HandFitter(CascadeDetector(args.landmarker), FitConfig(solver=args.solver))
     rows = []
     try:
         for path in images:
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         fitter.close()
     found = [r for r in rows if r["hands"]]
-    report = {"root": str(root), "images": len(rows), "found": len(found), "per_image": rows,
+    report = {"root": str(root), "solver": args.solver, "images": len(rows), "found": len(found), "per_image": rows,
               "mean": {kind: {k: float(np.mean([r[kind][k] for r in found])) for k in ("pck@0.05", "pck@0.1", "mean_px")}
                        for kind in ("detector", "fit")} if found else {}}
     print(f"{len(found)}/{len(rows)} images with a hand found")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hands.fit.landmarker import HandDetector
+from hands.fit.cascade import CascadeDetector
 from hands.fit.mano_fit import FitConfig
 from hands.fit.pipeline import HandFitter
 from hands.io.frames import image_files
@@ -22,6 +22,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--focal_ratio", type=float, default=2.0, help="focal length / max(H, W) of the unknown camera")
     parser.add_argument("--scale", type=float, default=1.3, help="crop side / the hand's extent")
+    parser.add_argument("--solver", default="full", choices=["fast", "full"],
+                        help="full: mean pose + 115 Adam steps; fast: learned lifting + Levenberg-Marquardt")
 
 
 def photo_paths(inputs: list[str]) -> list[Path]:
@@ -38,5 +40,5 @@ def photo_paths(inputs: list[str]) -> list[Path]:
 
 
 def fitter_from_arguments(args: argparse.Namespace) -> HandFitter:
-    config = FitConfig(device=str(resolve_device(args.device)), focal_ratio=args.focal_ratio)
-    return HandFitter(HandDetector(args.landmarker), config, args.mano_dir)
+    config = FitConfig(device=str(resolve_device(args.device)), focal_ratio=args.focal_ratio, solver=args.solver)
+    return HandFitter(CascadeDetector(args.landmarker), config, args.mano_dir)

@@ -68,7 +68,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser | argparse._Argument
         if f.name in skip or dataclasses.is_dataclass(kind):
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f"{docs.get(f.name, '')} (default: {default})".strip()
+        help_text = f"{docs.get(f.name, '')} (default: {default})".strip().replace("%", "%%")  # argparse formats help
         base, optional = _unwrap_optional(kind)
         if base is bool:
             parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default, help=help_text)

@@ -105,7 +105,9 @@ class HandDetector:
     """MediaPipe HandLandmarker on RGB uint8 images; `video=True` tracks across frames (timestamps in ms)."""
 
     def __init__(self, task_path: str | Path | None = None, max_hands: int = 2, min_detection: float = 0.5,
-                 mirrored: bool = False, video: bool = False) -> None:
+                 mirrored: bool = False, video: bool = False, min_presence: float | None = None) -> None:
+        """`min_detection`: the palm detector's score threshold; `min_presence`: the landmark network's
+        hand-presence threshold (default: `min_detection`)."""
         path = Path(task_path or default_task_path())
         if not path.is_file():
             raise LandmarkerUnavailableError(
@@ -116,12 +118,12 @@ class HandDetector:
         mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
         options = vision.HandLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(path)), running_mode=mode,
                                                num_hands=max_hands, min_hand_detection_confidence=min_detection,
-                                               min_hand_presence_confidence=min_detection)
+                                               min_hand_presence_confidence=min_detection if min_presence is None else min_presence)
         try:
             self._landmarker = vision.HandLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as error:
             raise LandmarkerUnavailableError(f"{path} is not a HandLandmarker bundle: {error}") from None
-        self.mirrored, self.video = mirrored, video
+        self.mirrored, self.video, self.max_hands = mirrored, video, max_hands
         self._timestamp = -1
 
     def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[DetectedHand]:
