@@ -176,3 +176,46 @@ def test_training_lowers_the_loss_and_weights_are_keyed_by_the_hand_model(layers
     cached.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="lifting_.*delete it to retrain"):
         load_lifter(other)
+
+
+def test_videos_stream_the_fast_tracked_fit_and_match_the_frame_by_frame_hands(tmp_path):
+    """`hands fit` on a video: fast solver + tracking by default (config.yaml says so), streamed with the next
+    frame's detection in a worker thread; the same hands as `predict` frame by frame, close to the full fit."""
+    import yaml
+
+    from hands.cli.fit import main as fit
+    from hands.fit.pipeline import FitPredictor, FitPredictorConfig
+    from hands.io.video import VideoFileWriter
+    from tests.conftest import fixture_path
+    from tests.test_fit import landmarker_path, read_rgb
+
+    landmarker = landmarker_path()
+    image = read_rgb(fixture_path("ohta", "in_the_wild", "img", "02023.jpg"))
+    frames = [np.ascontiguousarray(np.roll(image, 3 * t, axis=1)) for t in range(5)]
+    config = FitPredictorConfig(landmarker=str(landmarker), tracking=True, device="cpu")
+    results = []
+    for streaming in (False, True):  # a fresh predictor each: MediaPipe's VIDEO mode keeps its own track
+        predictor = FitPredictor(config)
+        try:
+            results.append(list(predictor.predict_stream(frames)) if streaming else [predictor.predict(f) for f in frames])
+        finally:
+            predictor.close()
+    one_by_one, streamed = results
+    assert [len(h) for h in streamed] == [1] * 5
+    for a, b in zip(one_by_one, streamed):
+        np.testing.assert_allclose(a[0].keypoints_2d, b[0].keypoints_2d, atol=0.05)
+    full = FitPredictor(FitPredictorConfig(landmarker=str(landmarker), tracking=True, device="cpu", solver="full"))
+    try:
+        slow = [full.predict(f) for f in frames]
+    finally:
+        full.close()
+    for a, b in zip(streamed, slow):  # the two solvers' reprojections agree within a few pixels (hand ~230 px)
+        assert np.linalg.norm(a[0].keypoints_2d - b[0].keypoints_2d, axis=1).mean() < 4.0
+    with VideoFileWriter(tmp_path / "clip.mp4", fps=10) as writer:
+        for frame in frames:
+            writer.write(frame)
+    out = fit(["--inputs", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "--landmarker", str(landmarker)])
+    recorded = yaml.safe_load((out / "config.yaml").read_text())["fit"]
+    assert recorded["solver"] == "fast" and recorded["tracking"] is True
+    summary = __import__("json").loads((out / "summary.json").read_text())
+    assert [len(f["hands"]) for f in summary["frames"]] == [1] * 5

@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--placement", default="pnp", choices=["pnp", "closed_form"],
                         help="ACR: mesh translation by the release's RANSAC PnP or the exact weak-perspective match")
     parser.add_argument("--pad_value", type=int, default=255, help="ACR: letterbox padding (the release's 255 = white)")
+    parser.add_argument("--runtime", default="auto", choices=["auto", "eager", "channels_last", "compile", "onnx"],
+                        help="ACR: how the network runs (auto: ONNX Runtime on the CPU, outputs equal within 1e-4)")
     parser.add_argument("--cam_id", type=int, default=0)
     parser.add_argument("--max_frames", type=int, default=0, help="stop after this many frames (0: all; webcam: 300)")
     parser.add_argument("--landmarker", default=None, help="fit: HandLandmarker .task (default checkpoints/mediapipe/)")
@@ -141,7 +143,7 @@ def run_acr(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
     config = ACRPredictorConfig(
         checkpoint=args.checkpoint, threshold=args.threshold, phantom_guard=args.phantom_guard, placement=args.placement,
         pad_value=args.pad_value, temporal=args.temporal_optimization, smooth_coeff=args.smooth_coeff,
-        device=args.device, mano_dir=args.mano_dir)
+        device=args.device, mano_dir=args.mano_dir, runtime=args.runtime)
     return run(run_options(args), config)
 
 

@@ -41,7 +41,9 @@ def run(options: RunOptions, config: FitPredictorConfig) -> Path:
     """Fit the inputs; a missing landmarker bundle or input ends with one line naming it."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     mode = source_kind(options.inputs)
-    config = dataclasses.replace(config, tracking=mode in ("video", "webcam"))
+    tracking = mode in ("video", "webcam")
+    solver = config.solver if config.solver != "auto" else ("fast" if tracking else "full")
+    config = dataclasses.replace(config, tracking=tracking, solver=solver)  # config.yaml records what ran
     try:
         predictor = FitPredictor(config)
     except (LandmarkerUnavailableError, ValueError) as error:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +103,15 @@ def swap_side(side: str) -> str:
     return {"right": "left", "left": "right"}[side]
 
 
+def ignore_stray_profiling_timer() -> None:
+    """libmediapipe bundles tcmalloc, whose sampling profiler can arm ITIMER_PROF; with no handler installed the
+    SIGPROF it raises kills the process (seen once a detector ran from a worker thread after many others in one
+    pytest process). Nothing here profiles with SIGPROF, so its default action is turned off (main thread only,
+    where Python allows it, and only when no one has installed a handler)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGPROF) == signal.SIG_DFL:
+        signal.signal(signal.SIGPROF, signal.SIG_IGN)
+
+
 class HandDetector:
     """MediaPipe HandLandmarker on RGB uint8 images; `video=True` tracks across frames (timestamps in ms)."""
 
@@ -114,6 +125,8 @@ class HandDetector:
                 f"HandLandmarker model not found at {path}: run `hands prepare landmarker` (packs the "
                 f"models of the {MODEL_WHEEL} wheel from PyPI; `make setup` does it), or pass --landmarker PATH")
         from mediapipe.tasks.python import BaseOptions, vision
+
+        ignore_stray_profiling_timer()
 
         mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
         options = vision.HandLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(path)), running_mode=mode,

@@ -48,6 +48,9 @@ class FitConfig:
     `refine_tolerance` in a step (tracked hands in a video: typically 2-4 steps; a lifted start on a photo: 6-10)."""
     refine_tolerance: float = 1e-3
     """Relative cost decrease below which the fast solver stops."""
+    track_tolerance: float = 0.05
+    """The fast solver starts a tracked hand from the previous frame's without lifting while that (moved to the
+    new keypoints) reprojects within this mean distance, as a fraction of the hand's size."""
     refine_shape_weight: float = 1e-3
     """Shape prior of the fast solver. It converges to the objective's minimum, where Adam stops early near the
     mean shape; with `shape_weight` (1e-4) its root-relative error on synthetic sequences was 1 mm above Adam's

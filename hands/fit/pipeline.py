@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -12,7 +14,7 @@ import torch
 
 from hands.fit.cascade import CascadeDetector, DetectionConfig, box_iou, keypoint_box
 from hands.fit.landmarker import DetectedHand, HandDetector
-from hands.fit.mano_fit import FitConfig, default_intrinsics, fit_mano, posed_hands
+from hands.fit.mano_fit import FitConfig, PosePrior, default_intrinsics, fit_mano, posed_hands
 from hands.fit.solver import HandParameters, Residuals, solve
 from hands.geometry.pnp import solve_translation
 from hands.mano import build_mano
@@ -39,6 +41,7 @@ class HandFitter:
                                                               dtype=torch.float64) for side in SIDES}
         self.faces = {side: layer.faces.cpu().numpy() for side, layer in self.layers.items()}
         self._lifter = None
+        self.priors: dict[str, PosePrior] = {}  # the fast solver's, made on first use
 
     @property
     def lifter(self):
@@ -88,30 +91,39 @@ class HandFitter:
 
     def fast_fit(self, side: str, keypoints: torch.Tensor, landmarks: torch.Tensor, K: torch.Tensor,
                  tracked: list[HandPrediction | None]) -> list[dict[str, torch.Tensor]]:
-        """One side's hands: keypoints (B,21,2) px, landmarks (B,21,3) m, K (B,3,3); each starts from the lifted
-        hand or, when given and closer to the keypoints, its `tracked` previous-frame hand, and is refined by
-        Levenberg-Marquardt. Returns what `fit_mano` returns."""
+        """One side's hands: keypoints (B,21,2) px, landmarks (B,21,3) m, K (B,3,3); each starts from its
+        `tracked` previous-frame hand when that still reprojects within `track_tolerance`, else from the lifted
+        hand (or the tracked one if it fits the keypoints better), and is refined by Levenberg-Marquardt.
+        Returns what `fit_mano` returns."""
         layer, config = self.layers[side], replace(self.config, shape_weight=self.config.refine_shape_weight)
         device, dtype = layer.v_template.device, layer.v_template.dtype
         keypoints, landmarks, K = (t.to(device, dtype) for t in (keypoints, landmarks, K))
-        start = self.lifter.lift(keypoints, landmarks, K, side)
+        B = keypoints.shape[0]
+        prior = self.priors.setdefault(side, PosePrior(layer, config))
+        residuals = Residuals(layer, keypoints, K, landmarks, config, prior)
+        start = torch.zeros(B, residuals.width, dtype=dtype, device=device)
         rows = [i for i, hand in enumerate(tracked) if hand is not None]
-        if rows:
-            as_t = lambda name: torch.tensor(np.stack([getattr(tracked[i], name) for i in rows]), dtype=dtype, device=device)  # noqa: E731
-            orient, pose, betas = as_t("global_orient"), as_t("hand_pose"), as_t("betas")
-            with torch.no_grad():
+        kept = torch.zeros(B, dtype=torch.bool, device=device)
+        with torch.no_grad():
+            if rows:
+                as_t = lambda name: torch.tensor(np.stack([getattr(tracked[i], name) for i in rows]), dtype=dtype, device=device)  # noqa: E731
+                orient, pose, betas = as_t("global_orient"), as_t("hand_pose"), as_t("betas")
                 joints = layer(global_orient=orient, hand_pose=pose, betas=betas, joints_only=True).joints
-            transl = solve_translation(joints, keypoints[rows], K[rows])
-            residuals = Residuals(layer, keypoints[rows], K[rows], landmarks[rows], config)
-            lifted = HandParameters(*(t[rows] for t in (start.global_orient, start.hand_pose, start.betas, start.transl)))
-            with torch.no_grad():
-                cost = lambda hands: residuals(residuals.pack(hands))[0].pow(2).sum(1)  # noqa: E731
-                use = cost(HandParameters(orient, pose, betas, transl)) < cost(lifted)
-            for j, i in enumerate(rows):
-                if use[j]:
-                    start.global_orient[i], start.hand_pose[i], start.betas[i], start.transl[i] = orient[j], pose[j], betas[j], transl[j]
-        hands = solve(layer, keypoints, K, start, landmarks, config, config.refine_iterations,
-                      tolerance=config.refine_tolerance)
+                start[rows] = residuals.pack(HandParameters(orient, pose, betas, solve_translation(joints, keypoints[rows], K[rows])))
+                _, keypoint = residuals(start)
+                kept[rows] = keypoint[rows].norm(dim=-1).mean(-1) < config.track_tolerance
+            lift = (~kept).nonzero()[:, 0]
+            if len(lift):
+                lifted = residuals.pack(self.lifter.lift(keypoints[lift], landmarks[lift], K[lift], side))
+                candidate = start.clone()
+                candidate[lift] = lifted
+                cost = lambda packed: residuals(packed)[0].pow(2).sum(1)  # noqa: E731
+                untracked = torch.ones(B, dtype=torch.bool, device=device)
+                untracked[rows] = False
+                better = untracked | (cost(candidate) < cost(start))
+                start = torch.where(better[:, None], candidate, start)
+        hands = solve(layer, keypoints, K, residuals.unpack(start), landmarks, config, config.refine_iterations,
+                      tolerance=config.refine_tolerance, prior=prior)
         with torch.no_grad():
             return posed_hands(layer, hands.global_orient, hands.hand_pose, hands.betas, hands.transl, K)
 
@@ -119,9 +131,13 @@ class HandFitter:
                   previous: dict[str, HandPrediction] | None = None) -> list[HandPrediction]:
         """Every hand in an RGB uint8 image (H, W, 3); K (3,3) defaults to `default_intrinsics`. `previous`: the
         hands of the previous frame by side (tracking: a start for the fast solver where the boxes overlap)."""
-        detections = self.detector.detect(image)
+        return self.fit_found(self.detector.detect(image), image.shape[:2], K, previous)
+
+    def fit_found(self, detections: list[DetectedHand], image_size: tuple[int, int], K: np.ndarray | None = None,
+                  previous: dict[str, HandPrediction] | None = None) -> list[HandPrediction]:
+        """`fit_image` on the hands already detected in an image of (H, W) pixels."""
         starts = [same_hand(hand, previous) for hand in detections] if previous else None
-        return self.fit_detections(detections, self.intrinsics(image.shape[:2], K), previous=starts)
+        return self.fit_detections(detections, self.intrinsics(image_size, K), previous=starts)
 
     def fit_frames(self, frames: list[np.ndarray], K: np.ndarray | None = None, smooth: bool = True) -> list[list[HandPrediction]]:
         """Hands of consecutive video frames; with `smooth`, each side is fitted as one hand over the frames (one
@@ -175,6 +191,10 @@ class FitPredictorConfig(PredictorConfig):
     """"fast": learned lifting (or the tracked hand) + a few Levenberg-Marquardt steps (~20x faster); "full": the
     mean pose + 115 Adam steps; "auto": fast for videos and the webcam, full for photos and folders (on the
     labelled photos full reaches PCK@0.05 0.71 to fast's 0.67). Chunked videos (`temporal`, `chunk` > 1) use Adam."""
+    stream_threads: int = 1
+    """Torch threads while videos and the webcam are streamed (MediaPipe detects the next frame meanwhile): the
+    batch-1 fit gains nothing from more, and they would contend with the detector (one hand: 26 -> 39 fps with 1
+    thread instead of 2 on two cores, bench/realtime.py)."""
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     """MediaPipe's thresholds and the retry cascade (`hands.fit.cascade`)."""
 
@@ -205,9 +225,38 @@ class FitPredictor:
         self.previous: dict[str, HandPrediction] = {}
 
     def predict(self, image: np.ndarray, K: np.ndarray | None = None) -> list[HandPrediction]:
-        hands = self.fitter.fit_image(image, K, self.previous if self.config.tracking else None)
+        return self._finish(self.fitter.fit_image(image, K, self._tracked()))
+
+    def _finish(self, hands: list[HandPrediction]) -> list[HandPrediction]:
         self.previous = {hand.side: hand for hand in hands}
         return self.smoother(hands) if self.smoother is not None else hands
+
+    def predict_stream(self, frames: Iterable[np.ndarray], K: np.ndarray | None = None) -> Iterator[list[HandPrediction]]:
+        """`predict` over consecutive frames, detecting frame t + 1 (MediaPipe, which releases the GIL) while frame
+        t is fitted; the same hands as frame-by-frame `predict`, yielded in order."""
+        frames = iter(frames)
+        current = next(frames, None)
+        if current is None:
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(threads, self.config.stream_threads)))
+        try:
+            yield from self._stream(frames, current, K)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _stream(self, frames: Iterator[np.ndarray], current: np.ndarray, K: np.ndarray | None) -> Iterator[list[HandPrediction]]:
+        with ThreadPoolExecutor(1, thread_name_prefix="hand-detection") as pool:
+            pending = pool.submit(self.fitter.detector.detect, current)
+            for upcoming in frames:
+                detections = pending.result()
+                pending = pool.submit(self.fitter.detector.detect, upcoming)
+                yield self._finish(self.fitter.fit_found(detections, current.shape[:2], K, self._tracked()))
+                current = upcoming
+            yield self._finish(self.fitter.fit_found(pending.result(), current.shape[:2], K, self._tracked()))
+
+    def _tracked(self) -> dict[str, HandPrediction] | None:
+        return self.previous if self.config.tracking else None
 
     def predict_sequence(self, frames: list[np.ndarray], K: np.ndarray | None = None) -> list[list[HandPrediction]]:
         return self.fitter.fit_frames(frames, K, smooth=len(frames) > 1)

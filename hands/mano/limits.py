@@ -93,6 +93,13 @@ def _limit_tables() -> tuple[np.ndarray, np.ndarray]:
     return joint_frames(), joint_limits()
 
 
+@functools.lru_cache(maxsize=8)
+def _torch_limit_tables(dtype, device) -> tuple:
+    import torch
+
+    return tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in _limit_tables())
+
+
 def limit_excess(pose: torch.Tensor, side: str = "right") -> torch.Tensor:
     """Differentiable distance (radians, >= 0) by which hand poses (..., 45) leave `joint_limits`, per joint and
     component (..., 15, 3); zero inside the limits. The soft counterpart of `clamp_to_limits` for fitting."""
@@ -101,6 +108,6 @@ def limit_excess(pose: torch.Tensor, side: str = "right") -> torch.Tensor:
     per_joint = pose.reshape(*pose.shape[:-1], 15, 3)
     if side == "left":
         per_joint = per_joint * per_joint.new_tensor(POSE_MIRROR)
-    frames, limits = (per_joint.new_tensor(a) for a in _limit_tables())
+    frames, limits = _torch_limit_tables(per_joint.dtype, per_joint.device)
     local = torch.einsum("jab,...jb->...ja", frames, per_joint)
     return torch.relu(local - limits[..., 1]) + torch.relu(limits[..., 0] - local)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -124,6 +125,31 @@ def _chunks(frames: Iterator[tuple[str, np.ndarray]], size: int) -> Iterator[lis
         yield pending
 
 
+def _predictions(predictor: HandPredictor, frames: Iterator[tuple[str, np.ndarray]], length: int,
+                 stream: bool) -> Iterator[tuple[str, np.ndarray, list[HandPrediction]]]:
+    """(name, frame, hands) in order: `predict_sequence` over chunks of `length` frames, `predict_stream` over
+    videos and webcams when the predictor has it (it may work on the next frame while one is written), else
+    `predict` frame by frame."""
+    streamer = getattr(predictor, "predict_stream", None)
+    if length == 1 and stream and streamer is not None:
+        pending: deque[tuple[str, np.ndarray]] = deque()
+
+        def images() -> Iterator[np.ndarray]:
+            for item in frames:
+                pending.append(item)
+                yield item[1]
+
+        for hands in streamer(images()):
+            name, frame = pending.popleft()
+            yield name, frame, hands
+        return
+    for chunk in _chunks(frames, length):
+        images = [frame for _, frame in chunk]
+        results = predictor.predict_sequence(images) if length > 1 else [predictor.predict(images[0])]
+        for (name, frame), hands in zip(chunk, results):
+            yield name, frame, hands
+
+
 def run_frames(predictor: HandPredictor, options: RunOptions, config: dict[str, Any] | None = None,
                method: str = "hands", video_suffix: str = "output") -> Path:
     """Run `predictor` over `options.inputs` and write every output; returns the output folder. `config` (the
@@ -141,21 +167,19 @@ def run_frames(predictor: HandPredictor, options: RunOptions, config: dict[str, 
     written: set[Path] = set()
     video_path = out / f"{Path(options.inputs or 'webcam').stem}_{video_suffix}.mp4"
     with VideoFileWriter(video_path) as writer, tqdm(desc=f"{method} {mode}", unit="frame") as progress:
-        for chunk in _chunks(frames, length):
-            images = [frame for _, frame in chunk]
-            results = sequence(images) if sequence is not None else [predictor.predict(images[0])]
-            for (name, frame), hands in zip(chunk, results):
-                picture = draw_predictions(frame, hands, predictor.faces)
-                written.add(write_image(out / f"{name}.jpg", picture, overwrite=True))
-                written.add(save_predictions(out / f"{name}.npz", hands, overwrite=True))
-                if options.save_mesh:
-                    for hand in hands:
-                        written.add(save_obj(out / f"{name}_{hand.side}.obj", hand.vertices,
-                                             np.asarray(predictor.faces[hand.side]), overwrite=True))
-                if mode in ("folder", "video"):
-                    writer.write(picture)
-                summary.append(summary_entry(name, hands))
-                progress.update()
+        for name, frame, hands in _predictions(predictor, frames, length if sequence is not None else 1,
+                                               mode in ("video", "webcam")):
+            picture = draw_predictions(frame, hands, predictor.faces)
+            written.add(write_image(out / f"{name}.jpg", picture, overwrite=True))
+            written.add(save_predictions(out / f"{name}.npz", hands, overwrite=True))
+            if options.save_mesh:
+                for hand in hands:
+                    written.add(save_obj(out / f"{name}_{hand.side}.obj", hand.vertices,
+                                         np.asarray(predictor.faces[hand.side]), overwrite=True))
+            if mode in ("folder", "video"):
+                writer.write(picture)
+            summary.append(summary_entry(name, hands))
+            progress.update()
     for name, reason in failures:
         log.warning("skipped frame %s: %s", name, reason)
     if not summary:

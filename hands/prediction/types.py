@@ -152,8 +152,10 @@ class PredictorConfig:
 @runtime_checkable
 class HandPredictor(Protocol):
     """Anything that finds hands in images. Optional: `predict_sequence(frames, K)` -> one list per frame, for
-    predictors that solve consecutive frames together, with `sequence_length` frames per call; `reset()` to
-    forget temporal state; `close()` to free resources."""
+    predictors that solve consecutive frames together, with `sequence_length` frames per call;
+    `predict_stream(frames)` -> an iterator of one list per frame, in order, for predictors that work on a frame
+    ahead (the frame runner uses it for videos and webcams); `reset()` to forget temporal state; `close()` to free
+    resources."""
 
     faces: dict[str, np.ndarray]
     """Side -> (F, 3) triangle indices of the predicted meshes."""
