@@ -141,3 +141,12 @@ def test_cuda_matches_cpu(mano_dir):
     cpu = build_mano("right", mano_dir, pose_convention="flat")(hand_pose=pose).vertices
     gpu = build_mano("right", mano_dir, pose_convention="flat", device="cuda")(hand_pose=pose.cuda()).vertices
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-5, rtol=0)
+
+
+def test_layers_do_not_share_buffers_with_the_cached_model():
+    """Changing one layer's arrays in place (e.g. a test scaling the template) leaves later layers as they were."""
+    first = build_mano("right", pose_convention="flat", dtype=torch.float64)
+    before = first.v_template.clone()
+    with torch.no_grad():
+        first.v_template.mul_(1.1)
+    assert torch.equal(build_mano("right", pose_convention="flat", dtype=torch.float64).v_template, before)

@@ -247,8 +247,9 @@ def train_lifter(layers: dict[str, ManoLayer], config: LiftingConfig | None = No
     from tqdm import tqdm
 
     config = config or LiftingConfig()
-    torch.manual_seed(config.seed)
-    net = LiftingNet(config.hidden, config.depth, layers["right"].num_betas)
+    with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's random state
+        torch.manual_seed(config.seed)
+        net = LiftingNet(config.hidden, config.depth, layers["right"].num_betas)
     lifter = KeypointLifter(net, layers)
     sampler = HandSampler(layers, config)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)

@@ -126,7 +126,9 @@ class ManoLayer(nn.Module):
         V = model.num_vertices
 
         def buf(name: str, value: np.ndarray) -> None:
-            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(value), dtype=dtype), persistent=False)
+            # A copy: as_tensor would share memory with the (cached) model's arrays, so changing one layer's
+            # buffers in place would change every layer built later.
+            self.register_buffer(name, torch.tensor(np.ascontiguousarray(value), dtype=dtype), persistent=False)
 
         # Vertex-major layouts: a whole batch is then one large GEMM per step instead of B small ones.
         buf("v_template", model.v_template)
