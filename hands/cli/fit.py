@@ -47,12 +47,12 @@ def run(options: RunOptions, config: FitPredictorConfig) -> Path:
     try:
         predictor = FitPredictor(config)
     except (LandmarkerUnavailableError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"hands fit: {error}") from None
     try:
         record = {"run": dataclasses.asdict(options), "fit": dataclasses.asdict(config)}
         return run_frames(predictor, options, record, method="fit", video_suffix="fit")
     except (FileNotFoundError, OSError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"hands fit: {error}") from None
     finally:
         predictor.close()
 

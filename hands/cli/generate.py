@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> Path:
         entries = read_modalities(config.sample_path, args.allow_outside_paths)[rank::world]
         prompts = [read_prompt(entry.text) for entry in entries]
     except ModalitiesError as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"hands generate: {error}") from None
     count = config.sampling.num_samples
     targets = {entry.file_id: [out / f"{entry.file_id}_{k}.png" for k in range(count)] for entry in entries}
     log_path = out / ("records.jsonl" if world == 1 else f"records.rank{rank}.jsonl")
@@ -100,13 +100,13 @@ def main(argv: list[str] | None = None) -> Path:
         if args.export_controlnet:
             check_writable(args.export_controlnet, args.overwrite)
     except OutputExistsError as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"hands generate: {error}") from None
 
     device = resolve_device(config.device)
     try:
         parts = load_parts(config.weights, config.controlnet, config.architecture)
     except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"hands generate: {error}") from None
     parts.freeze().to(device)
     if args.export_controlnet:
         with atomic_directory(args.export_controlnet, args.overwrite) as tmp:

@@ -37,7 +37,7 @@ def run(options: RunOptions, config: ACRPredictorConfig) -> Path:
         record = {"run": dataclasses.asdict(options), "acr": dataclasses.asdict(config)}
         return run_frames(predictor, options, record, method="acr", video_suffix="output")
     except (CheckpointError, FileNotFoundError, OSError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"hands reconstruct: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> Path:
