@@ -23,8 +23,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) scripts/setup_landmarker.py
 	@touch $(STAMP)
 
+# The fit front end on the fixture photos (or synthetic two-hand renders) -> outputs/demo/; OVERWRITE=1 replaces it.
 demo: $(STAMP)
-	$(PY) demo.py --out outputs/demo --overwrite
+	$(PY) -m hands showcase --out outputs/demo $(if $(OVERWRITE),--overwrite)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -22,3 +22,36 @@ def test_demo_writes_images_and_config(tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         demo.main(["--output", str(out), "--size", "64", "--device", "cpu"])
     assert (out / "rest.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("source", ["synthetic", "fixtures"])
+def test_showcase_reconstructs_hands_on_inputs_it_makes(source, tmp_path):
+    """`make demo`: the fit front end on synthetic two-hand renders or the fixture photos."""
+    import json
+
+    import trimesh
+
+    from hands.cli.showcase import main as showcase
+    from tests.conftest import fixture_path
+    from tests.test_fit import landmarker_path
+
+    landmarker_path()
+    argv = ["--out", str(tmp_path / "demo")]
+    if source == "synthetic":
+        argv.append("--synthetic")
+    else:
+        argv += ["--fixtures", str(fixture_path("acr", "magic.jpg").parents[1])]
+    out = showcase(argv)
+    summary = json.loads((out / "hands" / "summary.json").read_text())
+    counts = [len(frame["hands"]) for frame in summary["frames"]]
+    assert counts == ([2, 2] if source == "synthetic" else [1, 1])
+    glbs = sorted((out / "hands").glob("*.glb"))
+    assert len(glbs) == sum(counts)
+    for path in glbs:
+        assert len(trimesh.load(path, force="mesh").vertices) == 778
+    assert cv2.imread(str(out / "contact_sheet.jpg")).shape[0] > 100
+    assert (out / "hands" / "config.yaml").is_file()
+    before = (out / "contact_sheet.jpg").read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        showcase(argv)
+    assert (out / "contact_sheet.jpg").read_bytes() == before

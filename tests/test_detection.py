@@ -25,6 +25,15 @@ def test_merge_adds_new_hands_and_keeps_earlier_ones_over_duplicates():
     assert merged == [b, a]  # b added (over its weaker duplicate in the same step); a kept over its later duplicate
 
 
+def test_two_hands_labelled_the_same_side_become_a_right_and_a_left_hand():
+    from hands.fit.cascade import distinct_sides
+
+    strong, weak, third = hand_at(0, 0, 90, 0.9, "left"), hand_at(300, 0, 90, 0.7, "left"), hand_at(600, 0, 90, 0.5)
+    kept = distinct_sides([weak, strong, third])
+    assert [(h.side, h.score) for h in kept] == [("left", 0.9), ("right", 0.7)]
+    np.testing.assert_array_equal(kept[1].keypoints, weak.keypoints)
+
+
 def test_views_map_back_to_image_pixels():
     hand = hand_at(10, 20, 50, 0.9)
     # found in a 2x upscale (cv2 half-pixel centres): view pixel u <-> image (u + 0.5) / 2 - 0.5

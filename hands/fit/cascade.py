@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from hands.config import check_fields
-from hands.fit.landmarker import DetectedHand, HandDetector
+from hands.fit.landmarker import DetectedHand, HandDetector, swap_side
 
 STEPS = ("image", "padded", "upscaled", "tiles", "low")
 
@@ -85,6 +85,18 @@ def merge_hands(found: list[DetectedHand], new: list[DetectedHand], iou: float) 
     return sorted(found + fresh, key=lambda h: -h.score)
 
 
+def distinct_sides(hands: list[DetectedHand]) -> list[DetectedHand]:
+    """At most one hand per side, most confident first: when MediaPipe labels two hands the same side (it does on
+    renders and crossed hands), the less confident one is taken as the other side; further hands are dropped."""
+    kept: dict[str, DetectedHand] = {}
+    for hand in sorted(hands, key=lambda h: -h.score):
+        if hand.side not in kept:
+            kept[hand.side] = hand
+        elif swap_side(hand.side) not in kept:
+            kept[swap_side(hand.side)] = replace(hand, side=swap_side(hand.side))
+    return sorted(kept.values(), key=lambda h: -h.score)
+
+
 def moved(hand: DetectedHand, scale: float, offset: np.ndarray) -> DetectedHand:
     """A hand found in a resized/cropped view mapped back: image pixel = view pixel / scale + offset (pixel
     centres at integers in both)."""
@@ -142,19 +154,20 @@ class CascadeDetector:
         return views
 
     def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[DetectedHand]:
-        """Hands in an RGB uint8 image (H, W, 3), most confident first; `last_steps` names the steps that ran."""
+        """Hands in an RGB uint8 image (H, W, 3), most confident first, at most one per side (`distinct_sides`);
+        `last_steps` names the steps that ran."""
         c = self.config
         hands = merge_hands([], self.first.detect(image, timestamp_ms), c.merge_iou)
         self.last_steps = ["image"]
         wanted = c.max_hands if c.retry == "fewer" else 1
         if c.retry == "never" or len(hands) >= wanted:
-            return hands[:c.max_hands]
+            return distinct_sides(hands)[:c.max_hands]
         for step, detector, view, scale, offset in self.views(image):
             self.last_steps.append(step)
             hands = merge_hands(hands, [moved(h, scale, offset) for h in detector.detect(view)], c.merge_iou)
             if len(hands) >= wanted:
                 break
-        return hands[:c.max_hands]
+        return distinct_sides(hands)[:c.max_hands]
 
     def close(self) -> None:
         for detector in self._detectors:
