@@ -66,3 +66,14 @@ def test_predictor_gives_the_same_hands_with_the_onnx_runtime(tiny_model, tmp_pa
     assert list((tmp_path / "cache" / "acr_onnx").glob("*.onnx"))
     with pytest.raises(ValueError, match="runtime should be one of"):
         build_runtime(tiny_model, "tensorrt", 128)
+
+
+def test_building_a_runtime_leaves_the_model_as_it_was(tiny_model, tmp_path):
+    before = {name: t.clone() for name, t in tiny_model.state_dict().items()}
+    layouts = [p.is_contiguous() for p in tiny_model.parameters()]
+    build_runtime(tiny_model, "channels_last", 128)
+    if onnx_available():
+        build_runtime(tiny_model, "onnx", 128, "cpu", tmp_path)
+    assert [p.is_contiguous() for p in tiny_model.parameters()] == layouts and not tiny_model.training
+    for name, t in tiny_model.state_dict().items():
+        assert torch.equal(t, before[name]) and t.is_contiguous() == before[name].is_contiguous(), name

@@ -11,6 +11,7 @@ outputs differ from float32 by 7e-3 of their range, far beyond the 1e-4 bar.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import logging
@@ -49,10 +50,11 @@ def as_maps(outputs: list[Tensor] | tuple[Tensor, ...]) -> ACRMaps:
 
 
 class EagerRuntime:
-    """The model as it is (optionally in channels_last memory)."""
+    """The model as it is, or a channels_last copy of it (`Module.to(memory_format=...)` converts in place, which
+    would change the caller's model and every runtime built from it later)."""
 
     def __init__(self, model: ACRNet, channels_last: bool = False) -> None:
-        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.model = copy.deepcopy(model).to(memory_format=torch.channels_last) if channels_last else model
         self.channels_last = channels_last
 
     def __call__(self, images: Tensor) -> ACRMaps:
