@@ -75,10 +75,10 @@ def split_ms(predictor, frames: list[np.ndarray]) -> dict[str, float]:
 
 def synthetic_accuracy(sequences: int, frames: int) -> dict[str, tuple[float, float]]:
     """(root-relative, PA) MPJPE in mm of the lifted start, the fast fit (tracked) and the full fit."""
-    from hands.eval.alignment import similarity_transform
+    from hands.eval.metrics import mpjpe, pa_mpjpe
     from hands.fit.lifting import HandSampler, LiftingConfig
-    from hands.fit.mano_fit import FitConfig
-    from hands.fit.pipeline import HandFitter
+    from hands.fit.mano_fit import FitConfig, fit_mano
+    from hands.fit.pipeline import HandFitter, prediction_from_fit
 
     fitter = HandFitter(detector=_NoDetector(), config=FitConfig())
     full = FitConfig(solver="full")
@@ -93,31 +93,15 @@ def synthetic_accuracy(sequences: int, frames: int) -> dict[str, tuple[float, fl
             keypoints, landmarks, K = truth["keypoints"][t:t + 1], truth["landmarks"][t:t + 1], truth["K"][t:t + 1]
             lifted = fitter.lifter.lift(keypoints, landmarks, K, side)
             fast = fitter.fast_fit(side, keypoints, landmarks, K, [previous])[0]
-            from hands.fit.mano_fit import fit_mano
-
             slow = fit_mano(layer, keypoints, K, landmarks, full)[0]
-            previous = _as_prediction(side, fast)
+            previous = prediction_from_fit(side, fast, K[0])
             with torch.no_grad():
                 lifted_joints = layer(global_orient=lifted.global_orient, hand_pose=lifted.hand_pose, betas=lifted.betas).joints[0]
             for name, joints in (("lifted start", lifted_joints), ("fast (tracked)", fast["joints"]),
                                  ("full optimisation", slow["joints"])):
-                errors[name].append(_errors(joints - joints[:1], truth["joints"][t], similarity_transform))
+                relative, gt = (joints - joints[:1])[None], truth["joints"][t][None]
+                errors[name].append(np.array([float(mpjpe(relative, gt)[0]), float(pa_mpjpe(relative, gt)[0])]) * 1e3)
     return {name: tuple(np.mean(values, 0)) for name, values in errors.items()}
-
-
-def _errors(joints: torch.Tensor, truth: torch.Tensor, similarity_transform) -> np.ndarray:
-    root_relative = float((joints - truth).norm(dim=-1).mean()) * 1e3
-    s, R, t = similarity_transform(joints[None], truth[None])
-    aligned = s[:, None, None] * joints[None] @ R.transpose(1, 2) + t[:, None]
-    return np.array([root_relative, float((aligned[0] - truth).norm(dim=-1).mean()) * 1e3])
-
-
-def _as_prediction(side: str, fit: dict):
-    from hands.prediction.types import HandPrediction
-
-    values = {k: v.detach().double().numpy() for k, v in fit.items()}
-    return HandPrediction(side, values["global_orient"], values["hand_pose"], values["betas"], values["transl"],
-                          np.eye(3), values["vertices"], values["joints"], values["projected"], 1.0, {})
 
 
 class _NoDetector:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from hands.eval.alignment import similarity_transform
+from hands.eval.metrics import mpjpe, pa_mpjpe
 from hands.fit.lifting import (
     HandSampler,
     LiftingConfig,
@@ -16,7 +16,7 @@ from hands.fit.lifting import (
     train_lifter,
 )
 from hands.fit.mano_fit import FitConfig, PosePrior, fit_mano, fitting_loss, project
-from hands.fit.pipeline import HandFitter, same_hand
+from hands.fit.pipeline import HandFitter, prediction_from_fit, same_hand
 from hands.fit.solver import HandParameters, Residuals, solve
 from hands.mano import build_mano
 from hands.prediction.types import HandPrediction
@@ -45,9 +45,7 @@ def joint_errors(layer, hands: HandParameters, truth: torch.Tensor) -> np.ndarra
     """(root-relative, PA) MPJPE in mm per hand of (B,21,3) root-relative true joints."""
     joints = layer(global_orient=hands.global_orient, hand_pose=hands.hand_pose, betas=hands.betas, joints_only=True).joints
     joints = joints - joints[:, :1]
-    s, R, t = similarity_transform(joints, truth)
-    aligned = s[:, None, None] * joints @ R.transpose(1, 2) + t[:, None]
-    return np.stack([(joints - truth).norm(dim=-1).mean(1).numpy(), (aligned - truth).norm(dim=-1).mean(1).numpy()], 1) * 1e3
+    return np.stack([mpjpe(joints, truth).numpy(), pa_mpjpe(joints, truth).numpy()], 1) * 1e3
 
 
 def as_parameters(fits: list[dict]) -> HandParameters:
@@ -123,9 +121,7 @@ def test_fast_tracked_fit_matches_the_full_optimisation_on_synthetic_sequences(l
             full = fit_mano(layers[side], keypoints, K, landmarks, FitConfig(solver="full"))
             fast_errors.append(joint_errors(layers[side], as_parameters(fast), truth["joints"][t:t + 1])[0])
             full_errors.append(joint_errors(layers[side], as_parameters(full), truth["joints"][t:t + 1])[0])
-            f = {k: v.numpy() for k, v in fast[0].items()}
-            previous = HandPrediction(side, f["global_orient"], f["hand_pose"], f["betas"], f["transl"], np.eye(3),
-                                      f["vertices"], f["joints"], f["projected"], 1.0, {})
+            previous = prediction_from_fit(side, fast[0], K[0])
     fast_mm, full_mm = np.mean(fast_errors, 0), np.mean(full_errors, 0)
     assert fast_mm[0] < full_mm[0] + 1.0 and fast_mm[1] < full_mm[1] + 1.0, (fast_mm, full_mm)
 

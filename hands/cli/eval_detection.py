@@ -96,11 +96,11 @@ def evaluate(items: list[LabelledImage], config: DetectionConfig, landmarker: st
     missed_by_cascade = []
     try:
         for item in items:
-            for name, detector in (("mediapipe", plain), ("cascade", cascade)):
-                hands = detector.detect(item.image)
-                row = score_image(item, hands)
-                rows[name].append({"kind": item.kind, "name": item.name, **row})
-            if fitters and "pck@0.1" in row:
+            rows["mediapipe"].append({"kind": item.kind, "name": item.name, **score_image(item, plain.detect(item.image))})
+            hands = cascade.detect(item.image)
+            row = score_image(item, hands)
+            rows["cascade"].append({"kind": item.kind, "name": item.name, **row})
+            if fitters and "pck@0.1" in row:  # a labelled hand the cascade found
                 best = max(hands, key=lambda h: box_iou(keypoint_box(h.keypoints), item.box))
                 for name, fitted in fitted_rows(item, best, fitters).items():
                     rows[name].append(fitted)

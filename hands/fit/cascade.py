@@ -11,7 +11,7 @@ frame yields fewer hands than asked for, the cascade tries, in order and only wh
                 still pass the landmark network's presence score `min_presence`
 
 Every step's hands are mapped back to the image's pixels and merged (a hand whose keypoint box overlaps one
-already found by IoU > `merge_iou` is the same hand; the higher handedness score wins). Each step costs one
+already found by IoU > `merge_iou` is the same hand, and the one found first is kept). Each step costs one
 MediaPipe call (~23 ms on this CPU, whatever the image size).
 """
 
@@ -26,8 +26,6 @@ import numpy as np
 
 from hands.config import check_fields
 from hands.fit.landmarker import DetectedHand, HandDetector, swap_side
-
-STEPS = ("image", "padded", "upscaled", "tiles", "low")
 
 
 @dataclass
@@ -111,7 +109,7 @@ class CascadeDetector:
     def __init__(self, task_path: str | Path | None = None, config: DetectionConfig | None = None,
                  mirrored: bool = False, video: bool = False) -> None:
         self.config = config = config or DetectionConfig()
-        self.mirrored, self.video, self.max_hands = mirrored, video, config.max_hands
+        self.mirrored = mirrored
         self._detectors: list[HandDetector] = []
         self.last_steps: list[str] = []
         self.first = self._open(task_path, config.min_detection, video)

@@ -136,7 +136,7 @@ class HandDetector:
             self._landmarker = vision.HandLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as error:
             raise LandmarkerUnavailableError(f"{path} is not a HandLandmarker bundle: {error}") from None
-        self.mirrored, self.video, self.max_hands = mirrored, video, max_hands
+        self.mirrored, self.video = mirrored, video
         self._timestamp = -1
 
     def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[DetectedHand]:

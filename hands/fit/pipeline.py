@@ -64,8 +64,7 @@ class HandFitter:
         """MANO fits of detected hands seen by camera K (3,3), batched per side; `sequence`: the detections of each
         side are consecutive frames of one hand (shared shape, temporal smoothness); `masks`: one (H, W) bool mask
         of each hand (adds the silhouette term); `previous`: per detection, the same hand in the previous frame
-        (a start for the fast solver, used when it fits the keypoints better than the lifted start). Same order
-        as `detections`."""
+        (a start for the fast solver, see `fast_fit`). Same order as `detections`."""
         by_side: dict[str, list[int]] = defaultdict(list)
         for index, hand in enumerate(detections):
             by_side[hand.side].append(index)
@@ -82,11 +81,7 @@ class HandFitter:
             else:
                 results = fit_mano(layer, keypoints, cameras, landmarks, self.config, sequence=sequence, masks=side_masks)
             for i, result in zip(indices, results):
-                values = {k: v.detach().cpu().double().numpy() for k, v in result.items()}
-                fits[i] = HandPrediction(side, values["global_orient"], values["hand_pose"], values["betas"],
-                                         values["transl"], np.asarray(K), values["vertices"], values["joints"],
-                                         values["projected"], detections[i].score,
-                                         {"detected_keypoints_2d": detections[i].keypoints})
+                fits[i] = prediction_from_fit(side, result, K, detections[i].score, detections[i].keypoints)
         return fits  # type: ignore[return-value]
 
     def fast_fit(self, side: str, keypoints: torch.Tensor, landmarks: torch.Tensor, K: torch.Tensor,
@@ -159,6 +154,17 @@ class HandFitter:
         for (t, _), fit in zip(flat, fits):
             result[t].append(fit)
         return result
+
+
+def prediction_from_fit(side: str, result: dict[str, torch.Tensor], K: np.ndarray, score: float = 1.0,
+                        detected_keypoints: np.ndarray | None = None) -> HandPrediction:
+    """The `HandPrediction` of one hand as `fit_mano` / `HandFitter.fast_fit` return it, seen by K (3,3);
+    `detected_keypoints` (21,2) the detector's, kept in `extras`."""
+    values = {k: v.detach().cpu().double().numpy() for k, v in result.items()}
+    extras = {} if detected_keypoints is None else {"detected_keypoints_2d": detected_keypoints}
+    return HandPrediction(side, values["global_orient"], values["hand_pose"], values["betas"], values["transl"],
+                          np.asarray(K, dtype=np.float64), values["vertices"], values["joints"], values["projected"],
+                          score, extras)
 
 
 def same_hand(hand: DetectedHand, previous: dict[str, HandPrediction], iou: float = 0.3) -> HandPrediction | None:

@@ -36,9 +36,6 @@ class HandParameters:
     betas: Tensor
     transl: Tensor
 
-    def detach(self) -> "HandParameters":
-        return HandParameters(*(t.detach() for t in (self.global_orient, self.hand_pose, self.betas, self.transl)))
-
 
 class Residuals:
     """The residual vector (B, R) of the fitting objective at packed parameters (B, 61)."""
