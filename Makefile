@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test setup clean-venv
+.PHONY: demo test setup browser app clean-venv
 
 setup: $(STAMP)
 
@@ -29,6 +29,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The browser app on http://127.0.0.1:7860 (hands app --help for its flags; APP_ARGS passes them).
+app: $(STAMP)
+	$(PY) -m hands app $(APP_ARGS)
+
+# Debian's Chromium for the browser test (tests/test_app_browser.py; Playwright cannot download its own here). Needs root.
+browser:
+	@test -x /usr/bin/chromium || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	@/usr/bin/chromium --version
 
 clean-venv:
 	rm -rf $(VENV)

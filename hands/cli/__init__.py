@@ -15,6 +15,7 @@ from typing import Callable
 #: verb -> (module with `main(argv)`, one line for `hands --help`). Verbs with sub-verbs map to a table below.
 VERBS: dict[str, tuple[str, str]] = {
     "showcase": ("hands.cli.showcase", "the main job on inputs the project makes: photo -> MANO hands (make demo)"),
+    "app": ("hands.cli.app", "the browser app: Reconstruct, Generate and Avatar tabs (Gradio, 127.0.0.1)"),
     "demo": ("hands.cli.demo", "the hand model in poses, or ACR / fitting on your images and webcam (demo.py's flags)"),
     "reconstruct": ("hands.cli.reconstruct", "ACR: zero, one or two hands -> MANO, on images, folders, videos, webcams"),
     "fit": ("hands.cli.fit", "MediaPipe keypoints + MANO fitting on any photo, folder, video or webcam"),

@@ -105,4 +105,5 @@ def main(argv: list[str] | None = None) -> Path:
     print(f"hands found per image: {found}")
     print(f"wrote {result}/ (overlays, .npz, .obj, .glb, summary.json, config.yaml) and {out / 'contact_sheet.jpg'}")
     print("your own photo, video or webcam: hands fit --inputs photo.jpg   (or python demo.py --demo_mode fit)")
+    print("in the browser (Reconstruct, Generate, Avatar): make app   (or .venv/bin/hands app; then open http://127.0.0.1:7860)")
     return out

@@ -42,3 +42,29 @@ class VideoFileWriter:
 
     def __exit__(self, kind, value, traceback) -> None:
         self.close(keep=kind is None)
+
+
+def browser_video(source: str | Path, target: str | Path, overwrite: bool = False) -> Path:
+    """Re-encode a video (e.g. the mp4v files `VideoFileWriter` writes) as H.264 yuv420p .mp4, which browsers
+    play; odd frame sides are padded by one black pixel (yuv420p needs even ones). Written atomically."""
+    import av
+
+    from hands.io.atomic import atomic_path
+
+    with av.open(str(source)) as reader, atomic_path(target, overwrite) as tmp:
+        stream_in = reader.streams.video[0]
+        rate = stream_in.average_rate or 30
+        with av.open(str(tmp), mode="w", format="mp4") as writer:
+            stream = writer.add_stream("libx264", rate=rate)
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "23", "preset": "veryfast"}
+            stream.width, stream.height = stream_in.width + stream_in.width % 2, stream_in.height + stream_in.height % 2
+            for frame in reader.decode(stream_in):
+                image = frame.to_ndarray(format="rgb24")
+                height, width = image.shape[:2]
+                image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)))
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    writer.mux(packet)
+            for packet in stream.encode():
+                writer.mux(packet)
+    return Path(target)
