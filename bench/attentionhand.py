@@ -80,6 +80,13 @@ def sampling_step_seconds(parts: StableDiffusionParts, size: int, variant: str, 
     return median_seconds(step, repeats, warmup=1)
 
 
+def random_parts(name: str, device: torch.device) -> StableDiffusionParts:
+    """SD1.5-layout parts of architecture `name` (tiny or sd15) with random weights, frozen, on `device`."""
+    torch.manual_seed(0)
+    unet, vae, text_encoder, controlnet = build_architecture(name)
+    return StableDiffusionParts(vae, text_encoder, unet, controlnet, clip_tokenizer()).freeze().to(device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["tiny", "sd15"])
@@ -91,9 +98,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     device = resolve_device(args.device)
     for name in args.configs:
-        torch.manual_seed(0)
-        unet, vae, text_encoder, controlnet = build_architecture(name)
-        parts = StableDiffusionParts(vae, text_encoder, unet, controlnet, clip_tokenizer()).freeze().to(device)
+        parts = random_parts(name, device)
         size = 128 if name == "tiny" else args.sd15_size
         repeats = args.repeats * 4 if name == "tiny" else args.repeats
         print(f"== {name} models, {size}² images, batch 1, {device} ==")
@@ -111,7 +116,7 @@ def main() -> None:
         for variant in ("capture", "guided"):
             seconds = sampling_step_seconds(parts, size, variant, repeats, device)
             print(f"sampling step {variant:>8}: {seconds:8.3f} s   {seconds / plain:6.2f}x plain ({plain:.3f} s)")
-        del parts, unet, vae, text_encoder, controlnet
+        del parts
 
 
 if __name__ == "__main__":

@@ -25,3 +25,15 @@ def joined(meshes: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tenso
     """Concatenate [(vertices, faces)] into one mesh (V,3), (F,3)."""
     offsets = torch.cumsum(torch.tensor([0] + [len(v) for v, _ in meshes[:-1]]), 0)
     return torch.cat([v for v, _ in meshes]), torch.cat([f + int(o) for (_, f), o in zip(meshes, offsets)])
+
+
+def record_hand(record, layer, side: str):
+    """The MANO output (vertices, joints; camera frame, meters) of one hand of an InterHand record, from its
+    NeuralAnnot parameters moved into the record's camera."""
+    from hands.data.interhand.format import mano_params_to_camera, neuralannot_to_flat
+
+    pose, shape, trans = record.mano[side]
+    pose = neuralannot_to_flat(pose, layer.hands_mean.numpy())
+    root = layer.rest_joints(torch.tensor(shape))[0, 0].numpy()
+    orient, transl = mano_params_to_camera(pose[:3], trans, root, record.camera.R, record.camera.t_meters)
+    return layer(torch.tensor(orient)[None], torch.tensor(pose[3:])[None], torch.tensor(shape)[None], torch.tensor(transl)[None])

@@ -136,7 +136,10 @@ def test_reconstruct_with_the_fit_and_missing_weights(apps, browser, photo, tmp_
     downloads = page.locator("#reconstruct_files").inner_text()
     for suffix in (".npz", ".obj", ".glb", "summary", "config"):
         assert suffix in downloads, downloads
-    page.wait_for_timeout(1500)
+    for _ in range(60):  # the viewer fetches the .glb after the page shows the result
+        if glbs:
+            break
+        page.wait_for_timeout(500)
     assert glbs, "the 3D view fetched no .glb"
     scene = trimesh.load(io.BytesIO(glbs[-1]), file_type="glb", process=False)
     assert scene.geometry and all(mesh.vertices.shape == (778, 3) for mesh in scene.geometry.values())

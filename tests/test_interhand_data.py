@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hands.config import ConfigError
-from hands.data.interhand.format import JOINT_SLICE, annotation_path, mano_params_to_camera, neuralannot_to_flat
+from hands.data.interhand.format import JOINT_SLICE, annotation_path
 from hands.data.interhand.index import InterHandFormatError, InterHandIndex
 from hands.data.synthetic.generator import PROGRESS_FILE, SyntheticConfig, SyntheticWriter
 from hands.io.atomic import OutputExistsError
@@ -17,6 +17,7 @@ from hands.mano import build_mano
 from hands.mano.joints import convert_joints
 from scripts.make_synthetic import main as make_synthetic
 from tests.conftest import SMALL_SYNTHETIC as SMALL
+from tests.scenes import record_hand
 
 
 def test_dataset_has_interhand_layout_and_contents(synthetic_root):
@@ -43,12 +44,7 @@ def test_mano_fits_moved_into_each_camera_reproduce_the_joints(synthetic_root):
             if params is None:
                 assert not record.joint_valid[JOINT_SLICE[side]].any()
                 continue
-            pose, shape, trans = params
-            layer = layers[side]
-            pose = neuralannot_to_flat(pose, layer.hands_mean.numpy())
-            root = layer.rest_joints(torch.tensor(shape))[0, 0].numpy()
-            orient, transl = mano_params_to_camera(pose[:3], trans, root, record.camera.R, record.camera.t_meters)
-            out = layer(torch.tensor(orient)[None], torch.tensor(pose[3:])[None], torch.tensor(shape)[None], torch.tensor(transl)[None])
+            out = record_hand(record, layers[side], side)
             joints_mm = convert_joints(out.joints[0].numpy(), "canonical", "interhand") * 1000
             np.testing.assert_allclose(joints_mm, record.camera_joints()[JOINT_SLICE[side]], atol=1e-3)
             checked += 1

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import ConcatDataset, Dataset
 
 from hands.acr.checkpoint import load_official_checkpoint
 from hands.acr.data import ACRTrainingSet
@@ -24,6 +25,9 @@ class ACRTrainConfig:
     """Folder written by `hands prepare acr` (images/, parts/, index.npz)."""
     val_data: str | None = None
     """A separate validation folder; without it the last `val_fraction` of `data` is held out."""
+    extra_data: list[str] = field(default_factory=list)
+    """More `hands prepare acr` folders trained on beside `data`, whole (e.g. a `hands synth --source
+    attentionhand` set beside InterHand2.6M); validation stays on `val_data` or `data`'s held-out rows."""
     val_fraction: float = 0.1
     input_size: int = 512
     flip_prob: float = 0.5
@@ -103,13 +107,15 @@ class ACRModule(pl.LightningModule):
     def configure_optimizers(self):
         return torch.optim.Adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
-    def datasets(self) -> tuple[ACRTrainingSet, ACRTrainingSet]:
-        """Training (with flips) and validation sets from the config."""
+    def datasets(self) -> tuple[Dataset, ACRTrainingSet]:
+        """Training (with flips; `data` and every `extra_data` folder) and validation sets from the config."""
         c = self.config
+        extra = [ACRTrainingSet(folder, c.input_size, flip_prob=c.flip_prob, seed=c.seed + k + 1)
+                 for k, folder in enumerate(c.extra_data)]
         if c.val_data:
-            train = ACRTrainingSet(c.data, c.input_size, flip_prob=c.flip_prob, seed=c.seed)
-            return train, ACRTrainingSet(c.val_data, c.input_size)
-        count = len(ACRTrainingSet(c.data, c.input_size))
-        train_rows, val_rows = split_rows(count, c.val_fraction)
-        return (ACRTrainingSet(c.data, c.input_size, train_rows, c.flip_prob, c.seed),
-                ACRTrainingSet(c.data, c.input_size, val_rows))
+            train, val = ACRTrainingSet(c.data, c.input_size, flip_prob=c.flip_prob, seed=c.seed), ACRTrainingSet(c.val_data, c.input_size)
+        else:
+            train_rows, val_rows = split_rows(len(ACRTrainingSet(c.data, c.input_size)), c.val_fraction)
+            train = ACRTrainingSet(c.data, c.input_size, train_rows, c.flip_prob, c.seed)
+            val = ACRTrainingSet(c.data, c.input_size, val_rows)
+        return (ConcatDataset([train, *extra]) if extra else train), val

@@ -10,7 +10,7 @@ latent update on the hand tokens for the first steps), which the release does on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -177,3 +177,38 @@ def sample_images(parts: StableDiffusionParts, mesh: np.ndarray, prompt: str, co
         record["attention_loss"] = [round(v, 5) for v in callback.losses]
     decoded = parts.vae.decode(output.images / parts.latent_scale).sample
     return quantise_images(decoded), record
+
+
+@torch.no_grad()
+def sample_batch(parts: StableDiffusionParts, meshes: list[np.ndarray], prompts: list[str], seeds: list[int],
+                 config: SamplingConfig, pipeline: StableDiffusionControlNetPipeline | None = None) -> tuple[list[np.ndarray], list[dict]]:
+    """One image (size², 3) per (mesh image, prompt, seed), sampled as one batch. Each sample's noise comes from
+    its own generator seeded as `sample_images` seeds it, so a sample's image does not depend on its batch (up to
+    float rounding). With attention guidance the samples run one at a time (its update is per prompt)."""
+    if not len(meshes) == len(prompts) == len(seeds):
+        raise ValueError(f"sample_batch: {len(meshes)} meshes, {len(prompts)} prompts and {len(seeds)} seeds")
+    pipeline = pipeline or build_pipeline(parts)
+    single = [replace(config, seed=int(seed), num_samples=1) for seed in seeds]
+    if config.attention_guidance or len(meshes) == 1:
+        made = [sample_images(parts, mesh, prompt, one, pipeline) for mesh, prompt, one in zip(meshes, prompts, single)]
+        return [images[0] for images, _ in made], [record for _, record in made]
+    pipeline.set_progress_bar_config(disable=True)
+    device = parts.unet.device
+    hints = torch.cat([control_image(mesh, config.image_size) for mesh in meshes]).to(device)
+    texts = encode_prompts(parts, [full_prompt(p, config.added_prompt) for p in prompts])
+    negative = encode_prompts(parts, [config.negative_prompt]).repeat(len(meshes), 1, 1)
+    noise_device = device if config.noise_device == "sampling" else torch.device("cpu")
+    generators = [torch.Generator(device=noise_device).manual_seed(int(seed)) for seed in seeds]
+    latent_size = config.image_size // parts.vae_factor
+    shape = (1, parts.unet.config.in_channels, latent_size, latent_size)
+    latents = torch.cat([torch.randn(shape, generator=g, device=noise_device) for g in generators])
+    output = pipeline(
+        prompt_embeds=texts, negative_prompt_embeds=negative, image=hints, height=config.image_size,
+        width=config.image_size, num_inference_steps=config.steps, guidance_scale=config.guidance, eta=config.eta,
+        controlnet_conditioning_scale=config.control_scale, latents=latents.to(device=device, dtype=parts.unet.dtype),
+        generator=generators, output_type="latent")
+    images = quantise_images(parts.vae.decode(output.images / parts.latent_scale).sample)
+    records = [{"prompt": full_prompt(p, config.added_prompt), "seed": int(seed), "noise_device": str(noise_device),
+                "steps": config.steps, "guidance": config.guidance, "control_scale": config.control_scale,
+                "attention_guidance": False} for p, seed in zip(prompts, seeds)]
+    return images, records

@@ -54,3 +54,25 @@ def hand_prompt(poses: dict[str, str]) -> str:
         return f"A photo of a person's {side} hand {PHRASES[pose]}."
     return (f"A photo of two interacting hands: the right hand {PHRASES[poses['right']]} "
             f"and the left hand {PHRASES[poses['left']]}.")
+
+
+#: Words of the synthetic prompts (`synthetic_prompt`): what the photo looks like beyond the hands' pose.
+BACKGROUNDS = ("in front of a plain white wall", "in a kitchen", "outdoors in a park", "over a wooden table",
+               "in an office", "on a city street", "in a living room", "against a dark background")
+LIGHTING = ("soft daylight", "bright studio lighting", "warm indoor light", "overcast light", "evening light")
+SKIN = ((0.75, "light"), (0.55, "medium"), (0.35, "brown"), (0.0, "dark brown"))
+
+
+def skin_word(tone_rgb: np.ndarray) -> str:
+    """'light', 'medium', 'brown' or 'dark brown' for a skin tone (3,) RGB in [0, 1] (by its luma)."""
+    luma = float(np.dot(np.asarray(tone_rgb, dtype=np.float64), (0.299, 0.587, 0.114)))
+    return next(word for threshold, word in SKIN if luma >= threshold)
+
+
+def synthetic_prompt(rng: np.random.Generator, poses: dict[str, str], tone_rgb: np.ndarray) -> str:
+    """A prompt for a synthetic sample: the hands' pose sentence (`hand_prompt`) then the skin, a background and
+    the lighting, drawn from `rng`, e.g. "A photo of a person's right hand making a fist, medium skin, in a
+    kitchen, soft daylight."."""
+    sentence = hand_prompt(poses).rstrip(".")
+    background, lighting = BACKGROUNDS[rng.integers(len(BACKGROUNDS))], LIGHTING[rng.integers(len(LIGHTING))]
+    return f"{sentence}, {skin_word(tone_rgb)} skin, {background}, {lighting}."

@@ -23,7 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "avatar": ("", "OHTA avatars: create | edit | animate | export | interpolate | sample | evaluate"),
     "train": ("hands.cli.train", "train a registered method (acr, attentionhand, ohta) from a YAML config"),
     "prepare": ("", "training inputs: acr | ohta | attentionhand | ohta_input | modalities | landmarker"),
-    "eval": ("", "evaluation: acr (InterNet / IntagHand protocols) | fit (labelled photos) | detection (recall set)"),
+    "eval": ("", "evaluation: acr (InterNet / IntagHand protocols) | fit (labelled photos) | detection (recall set) | generation"),
     "synth": ("hands.cli.synth", "a synthetic hand dataset in the InterHand2.6M format"),
 }
 
@@ -51,6 +51,7 @@ SUB_VERBS: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
         "acr": ("hands.cli.eval_acr", "ACR on an InterHand-format split: MPJPE, MPVPE, MRRPE, phantom hands", ()),
         "fit": ("hands.cli.eval_fit", "the fit front end against labelled photos: PCK and pixel errors", ()),
         "detection": ("hands.cli.eval_detection", "hand detection: recall, PCK and false hands per kind of image", ()),
+        "generation": ("hands.cli.eval_generation", "generated images: FID/KID, FID-H/KID-H, hand confidence, pose error", ()),
     },
 }
 

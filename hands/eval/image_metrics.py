@@ -140,12 +140,13 @@ def _local_state_dict(state: dict[str, Tensor]):
 
 
 class InceptionFeatures(torch.nn.Module):
-    """2048-d pool features of the FID Inception network (pytorch-fid's port of the TF graph).
+    """Features of the FID Inception network (pytorch-fid's port of the TF graph): the 2048-d pool (FID's), or
+    pytorch-fid's smaller `dims` 64, 192, 768 (earlier blocks, pooled).
 
     `weights`: path of `pt_inception-2015-12-05-6726825d.pth` (default checkpoints/metrics/), or a state dict.
     """
 
-    def __init__(self, weights: str | Path | dict | None = None) -> None:
+    def __init__(self, weights: str | Path | dict | None = None, dims: int = 2048) -> None:
         super().__init__()
         from pytorch_fid.inception import InceptionV3
 
@@ -155,13 +156,18 @@ class InceptionFeatures(torch.nn.Module):
             path = _weights_file(weights, FID_INCEPTION_FILE, FID_INCEPTION_URL, "FID/KID")
             state = torch.load(path, map_location="cpu", weights_only=True)
         with _local_state_dict(state):
-            self.network = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=True)
+            if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
+                raise ValueError(f"dims must be one of {sorted(InceptionV3.BLOCK_INDEX_BY_DIM)}, got {dims}")
+            self.network = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]], resize_input=True, normalize_input=True)
         self.network.eval().requires_grad_(False)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        """Images (B,3,H,W) in [0,1] -> features (B,2048)."""
-        return self.network(images)[0].flatten(1)
+        """Images (B,3,H,W) in [0,1] -> features (B, dims), pooled to 1x1 as pytorch-fid does."""
+        features = self.network(images)[0]
+        if features.shape[-2:] != (1, 1):
+            features = torch.nn.functional.adaptive_avg_pool2d(features, (1, 1))
+        return features.flatten(1)
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:

@@ -45,9 +45,11 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(decode_image_file(path), cv2.COLOR_BGR2RGB)
 
 
-def encode_image(image_rgb: np.ndarray, suffix: str) -> bytes:
-    """uint8 RGB (H, W, 3) or grey (H, W) image -> encoded bytes of the format `suffix` names (.jpg, .png)."""
-    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR) if image_rgb.ndim == 3 else image_rgb)
+def encode_image(image_rgb: np.ndarray, suffix: str, jpeg_quality: int | None = None) -> bytes:
+    """uint8 RGB (H, W, 3) or grey (H, W) image -> encoded bytes of the format `suffix` names (.jpg, .png);
+    `jpeg_quality` (1-100) for .jpg (OpenCV's default, 95, without it)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if jpeg_quality is not None else []
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR) if image_rgb.ndim == 3 else image_rgb, params)
     if not ok:
         raise OSError(f"could not encode a {suffix} image")
     return encoded.tobytes()

@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from hands.config import ConfigError, check_fields, load_config, save_config
+from hands.data.hand_samples import ONE_SHARD, Shard
 from hands.data.interhand.format import (
     HAND_TYPES,
     JOINT_SLICE,
@@ -33,16 +33,23 @@ from hands.data.interhand.format import (
 )
 from hands.data.synthetic.appearance import procedural_background, sample_skin_tone, sample_style
 from hands.data.synthetic.scene import HandScene, SceneSampler, sample_cameras
+from hands.data.synthetic.sources import ImageSource, QualityCheck, ViewCondition, ViewHand
 from hands.io.atomic import atomic_path, atomic_write_bytes, check_writable
+from hands.io.images import encode_image
 from hands.mano import build_mano
 from hands.mano.joints import convert_joints
 from hands.mano.model_file import SIDES
 from hands.render import Meshes, PerspectiveCamera, Renderer, join_meshes
+from hands.render.draw import to_uint8_image
 from hands.render.shading import MeshImageStyle, mesh_image
 
 log = logging.getLogger(__name__)
 PROGRESS_FILE = ".synthetic_progress.jsonl"
-SEED_KIND = {"capture": 1, "sequence": 2, "frame": 3, "lighting": 4}
+DONE_FILE = ".synthetic_done.jsonl"
+"""A shard's finished records wait here (`.synthetic_done.shard<r>of<n>.jsonl`) until the last shard merges them."""
+SAMPLES_FILE = "generation.jsonl"
+"""One line per sample of an image source or quality check: ids, source record, condition, quality, kept."""
+SEED_KIND = {"capture": 1, "sequence": 2, "frame": 3, "lighting": 4, "view": 5}
 
 
 @dataclass
@@ -112,9 +119,15 @@ def camera_name(index: int) -> str:
 
 
 class SyntheticWriter:
-    """Renders frames of a `SyntheticConfig` into `output` and assembles the annotation files."""
+    """Renders frames of a `SyntheticConfig` into `output` and assembles the annotation files.
 
-    def __init__(self, config: SyntheticConfig, output: str | Path, device: torch.device | str = "cpu") -> None:
+    `source` replaces the renderer's pictures (e.g. AttentionHand's images of each view's condition); `quality`
+    scores every picture and drops those it does not keep; `shard` writes every `count`-th frame from `rank`
+    (shards of one dataset run at once or one after another into the same folder; the last merges the
+    annotations)."""
+
+    def __init__(self, config: SyntheticConfig, output: str | Path, device: torch.device | str = "cpu",
+                 source: ImageSource | None = None, quality: QualityCheck | None = None, shard: Shard = ONE_SHARD) -> None:
         if config.split not in ("train", "val", "test"):
             raise ConfigError(f"split should be train, val or test, got {config.split!r}")
         if config.lighting not in ("image", "capture"):
@@ -129,6 +142,7 @@ class SyntheticWriter:
         self.sampler = SceneSampler(self.layers, config.pose_components, config.pose_scale,
                                     np.deg2rad(config.orientation_range_deg))
         self.renderer = Renderer((config.image_height, config.image_width))
+        self.source, self.quality, self.shard = source, quality, shard
         self._captures: dict[int, dict] = {}
 
     # --- what each capture, sequence and frame is -------------------------------------------------------------
@@ -179,8 +193,65 @@ class SyntheticWriter:
         image = np.where(mask[..., None], np.round(colour * 255), background).astype(np.uint8)
         return image, mask
 
+    def view_condition(self, scene: HandScene, camera: InterHandCamera, image_id: int, file_name: str, contact: bool,
+                       skin: np.ndarray) -> ViewCondition:
+        """One view's hands in its camera frame, their mesh image and mask (AttentionHand's condition) and labels."""
+        c = self.config
+        hands, meshes = [], []
+        for side in SIDES:
+            if side not in scene.hands:
+                continue
+            hand = scene.hands[side]
+            vertices = hand.vertices @ camera.R.T + camera.t_meters
+            joints = hand.joints @ camera.R.T + camera.t_meters
+            pixels = camera.project(np.where(joints[:, 2:3] > 0, joints, 1.0))
+            visible = (joints[:, 2] > 0) & (pixels >= 0).all(1) & (pixels[:, 0] <= c.image_width - 1) & (pixels[:, 1] <= c.image_height - 1)
+            hands.append(ViewHand(side, hand.hand_pose, vertices, joints, pixels, visible))
+            meshes.append(Meshes(torch.as_tensor(vertices, dtype=torch.float32, device=self.device)[None],
+                                 self.layers[side].faces.to(self.device)))
+        K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.device)
+        rendered = self.renderer.render(join_meshes(meshes), PerspectiveCamera(K), ["mesh_image", "mask"])
+        mask = rendered.mask[0].cpu().numpy()
+        ys, xs = np.nonzero(mask)
+        box = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)] if len(xs) else [0.0] * 4
+        seed = int(np.random.SeedSequence([c.seed, SEED_KIND["view"], image_id]).generate_state(1)[0])
+        return ViewCondition(image_id, file_name, camera.K, scene.hand_type, contact, hands,
+                             to_uint8_image(rendered.mesh_image[0]), mask, box, np.asarray(skin, float), seed)
+
+    def _pictures(self, frame: int, scene: HandScene, capture: dict, names: list[tuple[int, str]],
+                  contact: bool) -> list[tuple[np.ndarray, np.ndarray, dict | None]]:
+        """(image, mask, sample record or None) per camera: the renderer's pictures, or the source's."""
+        c = self.config
+        rngs = [np.random.default_rng([c.seed, SEED_KIND["frame"], frame, k]) for k in range(len(names))]
+        cameras = capture["cameras"]
+        if self.source is None and self.quality is None:
+            return [(*self.render_view(scene, camera, rng, capture["skin"], capture["style"]), None)
+                    for camera, rng in zip(cameras, rngs)]
+        conditions = [self.view_condition(scene, camera, image_id, name, contact, capture["skin"])
+                      for camera, (image_id, name) in zip(cameras, names)]
+        if self.source is None:
+            made = [(self.render_view(scene, camera, rng, capture["skin"], capture["style"])[0], {})
+                    for camera, rng in zip(cameras, rngs)]
+        else:
+            made = self.source.images(conditions)
+        pictures = []
+        for condition, (image, record) in zip(conditions, made):
+            if image.shape != (c.image_height, c.image_width, 3) or image.dtype != np.uint8:
+                raise ValueError(f"image source {getattr(self.source, 'name', 'render')}: {condition.file_name} came back "
+                                 f"{image.dtype} {image.shape}, expected uint8 ({c.image_height}, {c.image_width}, 3)")
+            sample = {"source": getattr(self.source, "name", "render"), "hand_box": [round(v, 1) for v in condition.hand_box],
+                      **record}
+            if self.source is not None:  # the condition the picture was made from, beside the dataset
+                mesh = Path("conditions") / c.split / Path(condition.file_name).with_suffix(".png")
+                atomic_write_bytes(self.output / mesh, encode_image(condition.mesh_image, ".png"), overwrite=True)
+                sample["mesh"] = str(mesh)
+            if self.quality is not None:
+                sample["quality"] = self.quality(image, condition)
+            pictures.append((image, condition.mask, sample))
+        return pictures
+
     def frame_records(self, frame: int, write_images: bool = True) -> dict:
-        """Render all views of a frame (when `write_images`) and return its annotation records."""
+        """Render (or have the source make) all views of a frame when `write_images`, and return its records."""
         c = self.config
         capture_id, seq_name, hand_type, contact = self.frame_layout(frame)
         capture = self.capture(capture_id)
@@ -195,24 +266,25 @@ class SyntheticWriter:
             pose = flat_to_neuralannot(np.concatenate([hand.global_orient, hand.hand_pose]),
                                        self.layers[side].hands_mean.cpu().numpy())
             mano[side] = {"pose": pose.tolist(), "shape": hand.betas.tolist(), "trans": hand.transl.tolist()}
-        images, annotations = [], []
-        for k, camera in enumerate(capture["cameras"]):
-            image_id = frame * c.cameras_per_capture + k
-            file_name = image_relpath(capture_id, seq_name, camera_name(k), frame)
-            view_rng = np.random.default_rng([c.seed, SEED_KIND["frame"], frame, k])
+        cameras = capture["cameras"]
+        names = [(frame * c.cameras_per_capture + k, image_relpath(capture_id, seq_name, camera_name(k), frame))
+                 for k in range(len(cameras))]
+        pictures = self._pictures(frame, scene, capture, names, contact) if write_images else [None] * len(cameras)
+        images, annotations, samples = [], [], []
+        for k, (camera, (image_id, file_name), picture) in enumerate(zip(cameras, names, pictures)):
             cam_joints = camera.world_to_camera(world_joints)
             pixels = camera.project(np.where(cam_joints[:, 2:3] > 0, cam_joints, 1.0))
             inside = (pixels[:, 0] >= 0) & (pixels[:, 0] <= c.image_width - 1) & (pixels[:, 1] >= 0) & (pixels[:, 1] <= c.image_height - 1)
             joint_valid = annotated & (cam_joints[:, 2] > 0) & inside
-            if write_images:
-                image, mask = self.render_view(scene, camera, view_rng, capture["skin"], capture["style"])
-                ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, c.jpeg_quality])
-                if not ok:
-                    raise OSError(f"could not encode {file_name}")
-                atomic_write_bytes(self.output / "images" / c.split / file_name, encoded.tobytes(), overwrite=True)
+            ys, xs = np.zeros(0), np.zeros(0)
+            if picture is not None:
+                image, mask, sample = picture
+                kept = sample is None or sample.get("quality", {}).get("keep", True)
+                encoded = encode_image(image, ".jpg", c.jpeg_quality)
+                atomic_write_bytes(self.output / ("images" if kept else "rejected") / c.split / file_name, encoded, overwrite=True)
                 ys, xs = np.nonzero(mask)
-            else:
-                ys, xs = np.zeros(0), np.zeros(0)
+                if sample is not None:
+                    samples.append({"image_id": image_id, "file_name": file_name, "kept": bool(kept), **sample})
             if len(xs):
                 bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
             elif joint_valid.any():
@@ -229,42 +301,65 @@ class SyntheticWriter:
                                 "hand_type_valid": int(valid_type)})
         joint_3d = {"world_coord": world_joints.tolist(), "joint_valid": annotated.astype(int).tolist(),
                     "hand_type": hand_type, "hand_type_valid": 1, "seq": seq_name}
-        return {"frame": frame, "capture": capture_id, "images": images, "annotations": annotations,
-                "joint_3d": joint_3d, "mano": mano}
+        record = {"frame": frame, "capture": capture_id, "images": images, "annotations": annotations,
+                  "joint_3d": joint_3d, "mano": mano}
+        if samples:
+            record["samples"] = samples
+        return record
 
     # --- the whole run ---------------------------------------------------------------------------------------
     def annotation_files(self) -> list[Path]:
         return [annotation_path(self.output, self.config.split, kind) for kind in ("data", "camera", "joint_3d", "MANO_NeuralAnnot")]
 
     def run(self, overwrite: bool = False) -> list[Path]:
-        """Generate (or resume) the dataset; returns the annotation files written."""
-        progress = self.output / PROGRESS_FILE
+        """Generate (or resume) this shard's frames; returns the annotation files once every shard has finished
+        (the last shard to finish writes them), else this shard's finished-records file."""
+        progress = self.shard.part(self.output / PROGRESS_FILE)
+        finished = self.shard.part(self.output / DONE_FILE)
         config_file = self.output / "config.yaml"
         if overwrite:
             progress.unlink(missing_ok=True)
+            finished.unlink(missing_ok=True)
         else:
             for path in self.annotation_files():
                 check_writable(path, overwrite=False)
-        if progress.exists() and config_file.exists():
+        if (progress.exists() or finished.exists()) and config_file.exists():
             previous = load_config(SyntheticConfig, config_file)
             if asdict(previous) != asdict(self.config):
                 raise ConfigError(f"{self.output} holds an unfinished run with a different config ({config_file}); "
                                   "rerun with the same settings to resume, or pass --overwrite to start over")
         save_config(self.config, config_file, overwrite=True)
-        done = self._read_progress(progress)
-        todo = [f for f in range(self.config.num_frames) if f not in done]
-        if done:
-            log.info("resuming: %d of %d frames already written", len(done), self.config.num_frames)
-        with open(progress, "a", encoding="utf-8") as stream:
-            for frame in tqdm(todo, desc="synthetic frames", unit="frame"):
-                record = self.frame_records(frame)
-                stream.write(json.dumps(record) + "\n")
-                stream.flush()
-                done[frame] = record
-        written = self._write_annotations([done[f] for f in sorted(done)], overwrite)
-        progress.unlink()
-        log.info("wrote %d images and %s", len(done) * self.config.cameras_per_capture, self.output / "annotations")
-        return written
+        mine = [f for f in range(self.config.num_frames) if f % self.shard.count == self.shard.rank]
+        if finished.exists():
+            log.info("shard %d/%d: its frames are finished; merging", self.shard.rank, self.shard.count)
+        else:
+            done = self._read_progress(progress)
+            todo = [f for f in mine if f not in done]
+            if done:
+                log.info("resuming: %d of %d frames already written", len(done), len(mine))
+            with open(progress, "a", encoding="utf-8") as stream:
+                for frame in tqdm(todo, desc="synthetic frames", unit="frame"):
+                    record = self.frame_records(frame)
+                    stream.write(json.dumps(record) + "\n")
+                    stream.flush()
+                    done[frame] = record
+            progress.replace(finished)
+        if self.shard.count == 1:
+            records = self._read_progress(finished)
+            written = self._write_annotations([records[f] for f in sorted(records)], overwrite)
+            finished.unlink()
+            return written
+        merged = self.shard.finish(self.output / DONE_FILE, lambda parts, _: self._merge(parts, overwrite), overwrite)
+        return self.annotation_files() if merged == self.output / DONE_FILE else [finished]
+
+    def _merge(self, parts: list[Path], overwrite: bool) -> None:
+        records: dict[int, dict] = {}
+        for part in parts:
+            records.update(self._read_progress(part))
+        missing = sorted(set(range(self.config.num_frames)) - set(records))
+        if missing:
+            raise ValueError(f"the shards' records lack frames {missing[:5]}: rerun the shard that wrote them")
+        self._write_annotations([records[f] for f in sorted(records)], overwrite)
 
     @staticmethod
     def _read_progress(path: Path) -> dict[int, dict]:
@@ -281,8 +376,10 @@ class SyntheticWriter:
         return records
 
     def _write_annotations(self, records: list[dict], overwrite: bool) -> list[Path]:
-        data = {"images": [i for r in records for i in r["images"]],
-                "annotations": [a for r in records for a in r["annotations"]],
+        samples = [sample for r in records for sample in r.get("samples", [])]
+        dropped = {sample["image_id"] for sample in samples if not sample["kept"]}
+        data = {"images": [i for r in records for i in r["images"] if i["id"] not in dropped],
+                "annotations": [a for r in records for a in r["annotations"] if a["image_id"] not in dropped],
                 "categories": [{"id": 1, "name": "hand"}]}
         cameras, joints, mano = {}, {}, {}
         for record in records:
@@ -299,4 +396,10 @@ class SyntheticWriter:
             with atomic_path(path, overwrite=True) as tmp:
                 tmp.write_text(json.dumps(content))
             written.append(path)
+        if samples:
+            with atomic_path(self.output / SAMPLES_FILE, overwrite=True) as tmp:
+                tmp.write_text("".join(json.dumps(sample) + "\n" for sample in samples))
+        kept = len(data["images"])
+        log.info("wrote %d images%s and %s", kept, f" ({len(dropped)} of {len(samples)} dropped by the quality check)"
+                 if dropped else "", self.output / "annotations")
         return written
