@@ -202,3 +202,27 @@ def test_only_the_page_imports_gradio():
 
     importers = sorted(p.name for p in (PACKAGE / "app").glob("*.py") if "import gradio" in p.read_text())
     assert importers == ["ui.py"]
+
+
+def test_a_video_gives_the_smoothed_run_and_a_browser_copy(tmp_path):
+    import av
+    import cv2
+
+    from hands.app.reconstruct import reconstruct
+    from hands.io.images import read_image
+    from hands.io.video import VideoFileWriter
+    from tests.conftest import fixture_path
+
+    frame = read_image(fixture_path("ohta", "in_the_wild", "img", "02023.jpg"))
+    frame = cv2.resize(frame, (frame.shape[1] // 4 * 2, frame.shape[0] // 4 * 2))  # half size, even sides
+    with VideoFileWriter(tmp_path / "clip.mp4", fps=10) as writer:
+        for _ in range(3):
+            writer.write(frame)
+    result = reconstruct(AppConfig(out=str(tmp_path / "app"), device="cpu"), str(tmp_path / "clip.mp4"))
+    assert result.video is not None and result.video.parent == result.folder
+    with av.open(str(result.video)) as reader:
+        assert reader.streams.video[0].codec_context.name == "h264" and sum(1 for _ in reader.decode(video=0)) == 3
+    assert len(result.rows) >= 2 and {row[1] for row in result.rows} == {"right"}  # the hand found in the frames
+    assert any(p.suffix == ".mp4" for p in result.downloads) and "3 frame(s)" in result.message
+    config = (result.folder / "hands" / "config.yaml").read_text()
+    assert "temporal: true" in config and "mode: video" in config

@@ -88,12 +88,13 @@ def reconstruct(config: AppConfig, upload: str, predictor: Predictor = "fit") ->
     if kind == "video":
         from hands.io.video import browser_video
 
-        made = sorted(hands_dir.glob("*_output.mp4"))
+        made = sorted(p for p in hands_dir.glob("*.mp4") if not p.name.endswith(".part.mp4"))
         video = browser_video(made[0], folder / "preview.mp4") if made else None
-    files = sorted(hands_dir.glob(f"{shown}*.npz")) + sorted(hands_dir.glob(f"{shown}_*.obj"))
+    files = [hands_dir / f"{shown}.npz", *(hands_dir / f"{shown}_{side}.obj" for side in ("right", "left"))]
+    files = [path for path in files if path.is_file()]
     downloads = [*files, *([scene] if scene else []), hands_dir / "summary.json", hands_dir / "config.yaml"]
     if kind == "video":
-        downloads += sorted(hands_dir.glob("*_output.mp4"))
+        downloads += made
     frames = len(summary["frames"])
     message = (f"{len(rows)} hand(s) in {frames} frame(s)" if kind == "video" else
                f"{len(rows)} hand(s): " + ", ".join(f"{r[1]} ({r[2]:.2f})" for r in rows) if rows else "no hand found")
