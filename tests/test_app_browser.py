@@ -49,6 +49,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def launch_on_a_free_port(config, tries: int = 5):
+    """Launch the app on config.port, or on another free port when something took that one meanwhile (another
+    process may bind a port between our probe and Gradio's)."""
+    from hands.app.ui import launch
+
+    for attempt in range(tries):
+        try:
+            return launch(config, block=False)
+        except OSError:
+            if attempt == tries - 1:
+                raise
+            config.port = _free_port()
+
+
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory) -> Path:
     """A photo with a right hand: the OHTA fixture when ../shared is present, else a synthetic two-hand render."""
@@ -70,7 +84,6 @@ def apps(tmp_path_factory, tiny_sd):
     import torch
 
     from hands.app.config import AppConfig
-    from hands.app.ui import launch
     from hands.mano.builtin import builtin_model
     from hands.ohta.avatar import HandAvatar
     from hands.ohta.checkpoint import save_avatar
@@ -86,7 +99,8 @@ def apps(tmp_path_factory, tiny_sd):
     tiny = AppConfig(port=_free_port(), out=str(root / "tiny"), device="cpu", attentionhand=str(folder), image_size=64,
                      ohta_prior=str(prior), avatar_size=40, turntable_frames=4, avatar_overrides=FAST_AVATAR,
                      acr_checkpoint=str(absent / "wild.pkl"))
-    pages = [launch(config, block=False) for config in (bare, tiny)]
+    pages = [launch_on_a_free_port(config) for config in (bare, tiny)]
+    assert bare.port != tiny.port
     yield f"http://127.0.0.1:{bare.port}/", f"http://127.0.0.1:{tiny.port}/", Path(bare.out), Path(tiny.out)
     for page in pages:
         page.close()
