@@ -84,17 +84,15 @@ def reconstruct(config: AppConfig, upload: str, predictor: Predictor = "fit") ->
     with_hands = [frame["frame"] for frame in summary["frames"] if frame["hands"]]
     shown = with_hands[0] if with_hands else summary["frames"][0]["frame"]
     scene = write_scene(hands_dir / f"{shown}.npz", folder / "scene.glb", hand_faces()) if with_hands else None
+    made = sorted(p for p in hands_dir.glob("*.mp4") if not p.name.endswith(".part.mp4"))  # videos only
     video = None
-    if kind == "video":
+    if made:
         from hands.io.video import browser_video
 
-        made = sorted(p for p in hands_dir.glob("*.mp4") if not p.name.endswith(".part.mp4"))
-        video = browser_video(made[0], folder / "preview.mp4") if made else None
+        video = browser_video(made[0], folder / "preview.mp4")
     files = [hands_dir / f"{shown}.npz", *(hands_dir / f"{shown}_{side}.obj" for side in ("right", "left"))]
     files = [path for path in files if path.is_file()]
-    downloads = [*files, *([scene] if scene else []), hands_dir / "summary.json", hands_dir / "config.yaml"]
-    if kind == "video":
-        downloads += made
+    downloads = [*files, *([scene] if scene else []), hands_dir / "summary.json", hands_dir / "config.yaml", *made]
     frames = len(summary["frames"])
     message = (f"{len(rows)} hand(s) in {frames} frame(s)" if kind == "video" else
                f"{len(rows)} hand(s): " + ", ".join(f"{r[1]} ({r[2]:.2f})" for r in rows) if rows else "no hand found")

@@ -200,12 +200,13 @@ def main(argv: list[str] | None = None) -> dict:
 
 def detected_box(quality, image: np.ndarray) -> list[float] | None:
     """The box [x, y, w, h] around every hand MediaPipe finds in the image, or None."""
+    from hands.fit.cascade import keypoint_box
+
     found = quality.fitter.detector.detect(image)
     if not found:
         return None
-    points = np.concatenate([hand.keypoints for hand in found])
-    lo, hi = points.min(0), points.max(0)
-    return [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]
+    x0, y0, x1, y1 = keypoint_box(np.concatenate([hand.keypoints for hand in found]))
+    return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
 
 
 def evaluate(generated: list[Sample], real: list[Sample], model: InceptionFeatures, quality, args) -> dict:
